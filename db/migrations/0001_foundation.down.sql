@@ -1,0 +1,15 @@
+DROP TABLE idempotency_records;
+DROP TABLE domain_events;
+DROP FUNCTION domain_events_notify();
+DROP TABLE audit_entries;
+DROP FUNCTION audit_entries_refuse_change();
+DROP FUNCTION audit_entry_hash(bytea, text, bigint, text, timestamptz, text, text, text, text, text, text, text, jsonb, jsonb, text);
+DROP TABLE audit_heads;
+DROP FUNCTION api_key_rate_take(text, timestamptz, float8, integer);
+DROP TABLE api_key_rate_windows;
+DROP VIEW api_key_details;
+DROP TABLE api_keys;
+DROP TABLE users;
+DROP TABLE agents;
+DROP TABLE projects;
+DROP TABLE organizations;

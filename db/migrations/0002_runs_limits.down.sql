@@ -1,0 +1,7 @@
+DROP TABLE workflow_outbox;
+DROP TABLE model_prices;
+DROP TABLE cost_records;
+DROP TABLE run_reservations;
+DROP TABLE runs;
+DROP TABLE limit_counters;
+DROP TABLE limits;

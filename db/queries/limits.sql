@@ -1,0 +1,135 @@
+-- name: LimitCreate :one
+INSERT INTO limits (org_id, id, name, scope_type, scope_id, model, feature, metric,
+                    window_kind, amount, enforcement, thresholds, inheritance, priority)
+VALUES (@org_id, @id, @name, @scope_type, @scope_id, @model, @feature, @metric,
+        @window_kind, @amount, @enforcement, @thresholds, @inheritance, @priority)
+RETURNING *;
+
+-- name: LimitGet :one
+SELECT * FROM limits WHERE org_id = @org_id AND id = @id AND deleted_at IS NULL;
+
+-- name: LimitGetForUpdate :one
+SELECT * FROM limits WHERE org_id = @org_id AND id = @id AND deleted_at IS NULL FOR UPDATE;
+
+-- name: LimitList :many
+SELECT * FROM limits
+WHERE org_id = @org_id AND deleted_at IS NULL
+  AND (@scope_type::text = '' OR scope_type = @scope_type)
+  AND (@scope_id::text = '' OR scope_id = @scope_id)
+  AND id > @after_id
+ORDER BY id
+LIMIT @max;
+
+-- name: LimitUpdate :one
+UPDATE limits
+SET name        = coalesce(sqlc.narg('name'), name),
+    amount      = coalesce(sqlc.narg('amount'), amount),
+    enforcement = coalesce(sqlc.narg('enforcement'), enforcement),
+    thresholds  = coalesce(sqlc.narg('thresholds')::integer[], thresholds),
+    inheritance = coalesce(sqlc.narg('inheritance'), inheritance),
+    priority    = coalesce(sqlc.narg('priority'), priority),
+    enabled     = coalesce(sqlc.narg('enabled'), enabled),
+    updated_at  = now()
+WHERE org_id = @org_id AND id = @id
+RETURNING *;
+
+-- name: LimitDelete :one
+UPDATE limits SET deleted_at = now(), enabled = false, updated_at = now()
+WHERE org_id = @org_id AND id = @id AND deleted_at IS NULL
+RETURNING *;
+
+-- name: LimitsForSubjects :many
+-- Every enabled limit that could govern a run of one of the given subjects (organization,
+-- project, agent, API key, position by position). Model and feature narrowing is applied
+-- by the caller.
+SELECT DISTINCT l.*
+FROM limits l
+JOIN (SELECT unnest(@org_ids::text[]) AS org_id, unnest(@project_ids::text[]) AS project_id, unnest(@agent_ids::text[]) AS agent_id, unnest(@api_key_ids::text[]) AS api_key_id) AS s
+  ON l.org_id = s.org_id
+ AND ((l.scope_type = 'organization')
+   OR (l.scope_type = 'project' AND l.scope_id = s.project_id)
+   OR (l.scope_type = 'agent' AND l.scope_id = s.agent_id)
+   OR (l.scope_type = 'api_key' AND l.scope_id = s.api_key_id))
+WHERE l.deleted_at IS NULL AND l.enabled;
+
+-- name: CountersEnsure :exec
+INSERT INTO limit_counters (limit_id, window_start)
+SELECT unnest(@limit_ids::text[]), unnest(@window_starts::timestamptz[])
+ON CONFLICT DO NOTHING;
+
+-- name: CountersLock :many
+-- Locks counters in one global order, so concurrent admissions and settlements never
+-- deadlock.
+SELECT c.limit_id, c.window_start
+FROM limit_counters c
+JOIN (SELECT unnest(@limit_ids::text[]) AS limit_id, unnest(@window_starts::timestamptz[]) AS window_start) AS k
+  ON c.limit_id = k.limit_id AND c.window_start = k.window_start
+ORDER BY c.limit_id, c.window_start
+FOR UPDATE OF c;
+
+-- name: ReservationsReleaseExpired :exec
+-- Releases the expired reservations of the given counters (which the caller has locked).
+WITH expired AS (
+    UPDATE run_reservations r SET released = true
+    FROM (SELECT unnest(@limit_ids::text[]) AS limit_id, unnest(@window_starts::timestamptz[]) AS window_start) AS k
+    WHERE r.limit_id = k.limit_id AND r.window_start = k.window_start
+      AND NOT r.released AND r.expires_at <= now()
+    RETURNING r.limit_id, r.window_start, r.amount
+), totals AS (
+    SELECT e.limit_id, e.window_start, sum(e.amount)::bigint AS amount
+    FROM expired e GROUP BY e.limit_id, e.window_start
+)
+UPDATE limit_counters c SET reserved = c.reserved - t.amount
+FROM totals t
+WHERE c.limit_id = t.limit_id AND c.window_start = t.window_start;
+
+-- name: CountersGet :many
+SELECT c.limit_id, c.window_start, c.used, c.reserved
+FROM limit_counters c
+JOIN (SELECT unnest(@limit_ids::text[]) AS limit_id, unnest(@window_starts::timestamptz[]) AS window_start) AS k
+  ON c.limit_id = k.limit_id AND c.window_start = k.window_start;
+
+-- name: CountersPeek :many
+-- Counters as a dry run sees them: reservations past their lease do not count, whether or
+-- not anything has released them yet.
+SELECT k.limit_id::text AS limit_id, k.window_start::timestamptz AS window_start,
+       coalesce(c.used, 0)::bigint AS used,
+       (coalesce(c.reserved, 0) - coalesce((
+           SELECT sum(r.amount) FROM run_reservations r
+           WHERE r.limit_id = k.limit_id AND r.window_start = k.window_start
+             AND NOT r.released AND r.expires_at <= now()), 0))::bigint AS reserved
+FROM (SELECT unnest(@limit_ids::text[]) AS limit_id, unnest(@window_starts::timestamptz[]) AS window_start) AS k
+LEFT JOIN limit_counters c ON c.limit_id = k.limit_id AND c.window_start = k.window_start;
+
+-- name: CountersReserve :exec
+UPDATE limit_counters c SET reserved = c.reserved + d.amount
+FROM (SELECT * FROM (SELECT unnest(@limit_ids::text[]) AS limit_id, unnest(@window_starts::timestamptz[]) AS window_start, unnest(@amounts::bigint[]) AS amount) AS x) d
+WHERE c.limit_id = d.limit_id AND c.window_start = d.window_start;
+
+-- name: CountersSettle :exec
+-- Moves settled amounts: releases what is still reserved and adds what was used.
+UPDATE limit_counters c
+SET reserved = c.reserved - d.release, used = c.used + d.used
+FROM (SELECT * FROM (SELECT unnest(@limit_ids::text[]) AS limit_id, unnest(@window_starts::timestamptz[]) AS window_start, unnest(@releases::bigint[]) AS release, unnest(@useds::bigint[]) AS used) AS x) d
+WHERE c.limit_id = d.limit_id AND c.window_start = d.window_start;
+
+-- name: ModelPriceList :many
+SELECT * FROM model_prices WHERE org_id = @org_id ORDER BY model;
+
+-- name: ModelPriceGet :one
+SELECT * FROM model_prices WHERE org_id = @org_id AND model = @model;
+
+-- name: ModelPricesForModels :many
+SELECT * FROM model_prices WHERE org_id = ANY (@org_ids::text[]) AND model = ANY (@models::text[]);
+
+-- name: ModelPriceUpsert :one
+INSERT INTO model_prices (org_id, model, input_micros_per_mtok, output_micros_per_mtok)
+VALUES (@org_id, @model, @input_micros_per_mtok, @output_micros_per_mtok)
+ON CONFLICT (org_id, model) DO UPDATE
+SET input_micros_per_mtok = EXCLUDED.input_micros_per_mtok,
+    output_micros_per_mtok = EXCLUDED.output_micros_per_mtok,
+    updated_at = now()
+RETURNING *;
+
+-- name: ModelPriceDelete :one
+DELETE FROM model_prices WHERE org_id = @org_id AND model = @model RETURNING *;
