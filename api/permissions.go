@@ -1,0 +1,67 @@
+package api
+
+import (
+	c "github.com/governor-hq/governor/gen/governor/v1/governorv1connect"
+	"github.com/governor-hq/governor/internal/authz"
+)
+
+// permissions says what each RPC needs. An RPC missing here is refused to everyone (a
+// test checks every RPC of every service is listed).
+var permissions = map[string]authz.Permission{
+	c.AccountServiceGetOrganizationProcedure:    authz.Read,
+	c.AccountServiceUpdateOrganizationProcedure: authz.Administer,
+	c.AccountServiceCreateProjectProcedure:      authz.Administer,
+	c.AccountServiceGetProjectProcedure:         authz.Read,
+	c.AccountServiceListProjectsProcedure:       authz.Read,
+	c.AccountServiceUpdateProjectProcedure:      authz.Administer,
+	c.AccountServiceCreateAgentProcedure:        authz.Administer,
+	c.AccountServiceGetAgentProcedure:           authz.Read,
+	c.AccountServiceListAgentsProcedure:         authz.Read,
+	c.AccountServiceUpdateAgentProcedure:        authz.Administer,
+	c.AccountServiceCreateUserProcedure:         authz.Administer,
+	c.AccountServiceGetUserProcedure:            authz.Read,
+	c.AccountServiceListUsersProcedure:          authz.Read,
+	c.AccountServiceUpdateUserProcedure:         authz.Administer,
+
+	c.ApiKeyServiceCreateApiKeyProcedure:   authz.Administer,
+	c.ApiKeyServiceGetApiKeyProcedure:      authz.Read,
+	c.ApiKeyServiceListApiKeysProcedure:    authz.Read,
+	c.ApiKeyServiceUpdateApiKeyProcedure:   authz.Administer,
+	c.ApiKeyServiceFreezeApiKeyProcedure:   authz.Administer,
+	c.ApiKeyServiceUnfreezeApiKeyProcedure: authz.Administer,
+	c.ApiKeyServiceRevokeApiKeyProcedure:   authz.Administer,
+	c.ApiKeyServiceRotateApiKeyProcedure:   authz.Administer,
+
+	c.AuditServiceListAuditEntriesProcedure: authz.Read,
+	c.AuditServiceVerifyAuditChainProcedure: authz.Read,
+	c.TimelineServiceListEventsProcedure:    authz.Read,
+	c.TimelineServiceWatchEventsProcedure:   authz.Read,
+
+	c.LimitServiceCreateLimitProcedure:        authz.Administer,
+	c.LimitServiceGetLimitProcedure:           authz.Read,
+	c.LimitServiceListLimitsProcedure:         authz.Read,
+	c.LimitServiceUpdateLimitProcedure:        authz.Administer,
+	c.LimitServiceDeleteLimitProcedure:        authz.Administer,
+	c.LimitServiceGetEffectiveLimitsProcedure: authz.Read,
+	c.LimitServiceCheckLimitsProcedure:        authz.CheckLimits,
+	c.LimitServiceListModelPricesProcedure:    authz.Read,
+	c.LimitServiceSetModelPriceProcedure:      authz.Administer,
+	c.LimitServiceDeleteModelPriceProcedure:   authz.Administer,
+
+	c.RunServiceAdmitRunProcedure:        authz.Ingest,
+	c.RunServiceHeartbeatRunProcedure:    authz.Ingest,
+	c.RunServiceCompleteRunProcedure:     authz.Ingest,
+	c.RunServiceGetRunProcedure:          authz.Read,
+	c.RunServiceListRunsProcedure:        authz.Read,
+	c.RunServiceGetRunCostProcedure:      authz.Read,
+	c.RunServiceListCostRecordsProcedure: authz.Read,
+}
+
+// Permissions returns what each RPC needs (a copy, for tests and documentation).
+func Permissions() map[string]authz.Permission {
+	out := make(map[string]authz.Permission, len(permissions))
+	for k, v := range permissions {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/governor-hq/governor/db"
+	"github.com/governor-hq/governor/internal/config"
+	"github.com/governor-hq/governor/internal/devstack"
+)
+
+func devCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the whole service on this machine: PostgreSQL, Temporal (with its Web UI), migrations, worker and API",
+		Long: `dev starts or reuses everything Governor needs and serves until Ctrl-C:
+
+  PostgreSQL  DATABASE_URL if set; else a server on 127.0.0.1:5432 (database "governor",
+              created if missing); else a private cluster under the data folder.
+  Temporal    TEMPORAL_ADDRESS if set; else the Temporal CLI's dev server with its Web UI,
+              keeping history in the data folder.
+
+Then it migrates the database and runs the worker and the API in this process. Ctrl-C
+stops everything it started.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			return runDev(cmd.Context(), cfg)
+		},
+	}
+	cmd.AddCommand(devExecCmd())
+	return cmd
+}
+
+type deps struct {
+	pg       *devstack.Postgres
+	temporal *devstack.Temporal
+}
+
+func (d deps) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if d.temporal != nil {
+		if err := d.temporal.Stop(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "governor: stop Temporal:", err)
+		}
+	}
+	if d.pg != nil {
+		if err := d.pg.Stop(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "governor: stop PostgreSQL:", err)
+		}
+	}
+}
+
+// startDeps starts or reuses PostgreSQL and Temporal. memory runs a Temporal dev server
+// without history on disk and without the UI (for tests).
+func startDeps(ctx context.Context, cfg config.Config, memory bool) (deps, error) {
+	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "governor dev: "+format+"\n", args...) }
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return deps{}, err
+	}
+	var d deps
+	d.pg, err = devstack.EnsurePostgres(ctx, devstack.PostgresOptions{
+		URL: cfg.DatabaseURL, Database: "governor", DataDir: filepath.Join(dataDir, "postgres"), Logf: logf,
+	})
+	if err != nil {
+		return d, err
+	}
+	topts := devstack.TemporalOptions{
+		Address: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Logf: logf,
+		LogFile: filepath.Join(dataDir, "temporal.log"),
+	}
+	if !memory {
+		topts.DBFile = filepath.Join(dataDir, "temporal.db")
+		topts.UI = true
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		d.stop()
+		return deps{}, err
+	}
+	d.temporal, err = devstack.EnsureTemporal(ctx, topts)
+	if err != nil {
+		d.stop()
+		return deps{}, err
+	}
+	return d, nil
+}
+
+func runDev(ctx context.Context, cfg config.Config) error {
+	d, err := startDeps(ctx, cfg, false)
+	if err != nil {
+		return err
+	}
+	defer d.stop()
+	cfg.DatabaseURL = d.pg.URL
+	cfg.TemporalAddress = d.temporal.Address
+	log := cfg.Logger()
+
+	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	applied, err := db.MigrateUp(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if len(applied) > 0 {
+		log.Info("migrated", "applied", applied)
+	}
+	err = runAll(ctx, cfg, pool, log, func(addr net.Addr) {
+		ui := d.temporal.UIAddress
+		if ui == "" {
+			ui = "(not started by governor dev; TEMPORAL_ADDRESS is " + cfg.TemporalAddress + ")"
+		}
+		fmt.Fprintf(os.Stderr, `
+  Governor is running.
+
+    API (Connect, gRPC, gRPC-Web)  http://%s
+    Metrics                        http://%s/metrics
+    Temporal                       %s
+    Temporal Web UI                %s
+    PostgreSQL                     %s
+
+  First API key (in another terminal):
+
+    DATABASE_URL='%s' go run ./cmd/governor admin bootstrap --org "My org" --email you@example.com
+
+  Ctrl-C stops everything governor dev started.
+
+`, addr, addr, cfg.TemporalAddress, ui, d.pg.URL, d.pg.URL)
+	})
+	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func devExecCmd() *cobra.Command {
+	var memory bool
+	cmd := &cobra.Command{
+		Use:   "exec -- command [args...]",
+		Short: "Start or reuse PostgreSQL and Temporal, run a command with them, stop what was started",
+		Long: `exec gives a command (the test suite) the dependencies dev would use, exported as
+GOVERNOR_TEST_DATABASE_URL (the server's maintenance database, for creating test databases)
+and GOVERNOR_TEST_TEMPORAL_ADDRESS, and stops whatever it started when the command ends.
+Its exit status is the command's.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			d, err := startDeps(cmd.Context(), cfg, memory)
+			if err != nil {
+				return err
+			}
+			defer d.stop()
+			c := exec.Command(args[0], args[1:]...)
+			c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+			c.Env = append(os.Environ(),
+				"GOVERNOR_TEST_DATABASE_URL="+d.pg.AdminURL,
+				"GOVERNOR_TEST_TEMPORAL_ADDRESS="+d.temporal.Address,
+				"TEMPORAL_NAMESPACE="+cfg.TemporalNamespace,
+			)
+			// Interrupts reach the child through the terminal's process group; we wait for it.
+			if err := c.Run(); err != nil {
+				var exit *exec.ExitError
+				if errors.As(err, &exit) {
+					d.stop()
+					os.Exit(exit.ExitCode())
+				}
+				return err
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&memory, "temporal-memory", false, "run the Temporal dev server in memory and without its UI")
+	return cmd
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/governor-hq/governor/api"
+	"github.com/governor-hq/governor/db"
+	"github.com/governor-hq/governor/internal/config"
+	"github.com/governor-hq/governor/workers"
+)
+
+const defaultTemporalAddress = "127.0.0.1:7233"
+
+func apiCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "api",
+		Short: "Serve the Connect/gRPC/gRPC-Web API, health, reflection and /metrics",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			log := cfg.Logger()
+			pool, err := openCurrent(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			return serveAPI(cmd.Context(), cfg, pool, log, nil)
+		},
+	}
+}
+
+func workerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "worker",
+		Short: "Run the Temporal worker of Governor's workflows and activities",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			log := cfg.Logger()
+			pool, err := openCurrent(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			return runWorker(cmd.Context(), cfg, pool, log)
+		},
+	}
+}
+
+// openCurrent opens the database and refuses to go on if its schema is behind the binary:
+// migrations are a deliberate step (`governor migrate up`), not a side effect of a start.
+func openCurrent(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+	if cfg.DatabaseURL == "" {
+		return nil, fmt.Errorf("DATABASE_URL (or --database-url) is required")
+	}
+	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	statuses, err := db.MigrationStatuses(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	for _, s := range statuses {
+		if s.AppliedAt == nil {
+			pool.Close()
+			return nil, fmt.Errorf("the database schema is behind this binary (migration %04d_%s is not applied): run `governor migrate up`", s.Version, s.Name)
+		}
+	}
+	return pool, nil
+}
+
+func serveAPI(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, ready func(net.Addr)) error {
+	// A lazy client: the API serves (and admits runs) while Temporal is unreachable; the
+	// outbox keeps what it owes Temporal until it is back.
+	tc, err := client.NewLazyClient(temporalOptions(cfg, log))
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	opts := api.Options{IdempotencyTTL: cfg.IdempotencyTTL, RunLease: cfg.RunLease, Temporal: tc, TaskQueue: cfg.TaskQueue}
+	if cfg.FaultExitAfterAdmit {
+		opts.AfterAdmitCommit = func() {
+			log.Error("fault injection: exiting after committing an admission, before starting its workflow")
+			os.Exit(3)
+		}
+	}
+	return api.New(pool, log, opts).Run(ctx, cfg.HTTPAddr, ready)
+}
+
+func temporalOptions(cfg config.Config, log *slog.Logger) client.Options {
+	addr := cfg.TemporalAddress
+	if addr == "" {
+		addr = defaultTemporalAddress
+	}
+	return client.Options{
+		HostPort:  addr,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal")),
+	}
+}
+
+func dialTemporal(cfg config.Config, log *slog.Logger) (client.Client, error) {
+	opts := temporalOptions(cfg, log)
+	c, err := client.Dial(opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s: %w", opts.HostPort, err)
+	}
+	return c, nil
+}
+
+func runWorker(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) error {
+	c, err := dialTemporal(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return workers.Run(ctx, workers.Deps{Client: c, Pool: pool, Log: log, TaskQueue: cfg.TaskQueue, Namespace: cfg.TemporalNamespace})
+}
+
+// runAll runs the API and the worker in one process until ctx ends or one fails.
+func runAll(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, ready func(net.Addr)) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return runWorker(ctx, cfg, pool, log) })
+	g.Go(func() error { return serveAPI(ctx, cfg, pool, log, ready) })
+	return g.Wait()
+}

@@ -1,0 +1,48 @@
+// Package ids makes the identifiers of Governor's objects: a short type prefix and a
+// time-ordered random part, e.g. "run_01jd3k8q6v7x2m9p4t5w6y7z8a". They sort by creation
+// time (so ORDER BY id pages through objects in the order they were made), read well in
+// logs and the Temporal UI, and say what they name.
+package ids
+
+import (
+	"encoding/base32"
+	"strings"
+
+	"github.com/google/uuid"
+)
+
+// Prefixes of the identifiers of each kind of object.
+const (
+	Org        = "org"
+	Project    = "prj"
+	Agent      = "agt"
+	User       = "usr"
+	APIKey     = "key"
+	Audit      = "aud"
+	Event      = "evt"
+	Run        = "run"
+	Limit      = "lim"
+	CostRecord = "cst"
+	Incident   = "inc"
+	Proposal   = "prp"
+	Rule       = "pol"
+	Anomaly    = "anm"
+	Alert      = "alr"
+	Channel    = "chn"
+	Route      = "rte"
+	Delivery   = "dlv"
+)
+
+// Crockford's base32 alphabet in lower case: no i, l, o, u, so no look-alikes.
+var encoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+// New returns a fresh identifier with the given prefix: prefix + "_" + 26 characters.
+func New(prefix string) string {
+	u := uuid.Must(uuid.NewV7())
+	return prefix + "_" + encoding.EncodeToString(u[:])
+}
+
+// HasPrefix reports whether id looks like an identifier of the given kind.
+func HasPrefix(id, prefix string) bool {
+	return len(id) == len(prefix)+27 && strings.HasPrefix(id, prefix+"_")
+}
