@@ -1,0 +1,56 @@
+// Package activities holds the Temporal activities of Governor's workflows. Each is a
+// method of Activities, which holds the dependencies; each is idempotent, so Temporal may
+// retry it freely.
+package activities
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/activity"
+
+	"github.com/governor-hq/governor/internal/runs"
+)
+
+// Activities are the workflows' access to the database.
+type Activities struct {
+	pool *pgxpool.Pool
+	log  *slog.Logger
+}
+
+// New returns the activities, ready to register with a worker.
+func New(pool *pgxpool.Pool, log *slog.Logger) *Activities {
+	return &Activities{pool: pool, log: log}
+}
+
+// actorOf names the workflow an activity works for, for the audit ledger and events.
+func actorOf(ctx context.Context) string {
+	return "workflow:" + activity.GetInfo(ctx).WorkflowExecution.ID
+}
+
+// SettleRunResult is what SettleRun found or did.
+type SettleRunResult struct {
+	Settled bool
+	// Status is the run's final status when settled.
+	Status string
+	// LeaseExpiresAt is when to look again when the run is still running.
+	LeaseExpiresAt time.Time
+	CostMicros     int64
+	ErrorCode      string
+	ErrorMessage   string
+}
+
+// SettleRun settles a run that was reported or whose lease expired; otherwise it returns
+// the current lease end.
+func (a *Activities) SettleRun(ctx context.Context, runID string) (SettleRunResult, error) {
+	s, err := runs.Settle(ctx, a.pool, runID, actorOf(ctx))
+	if err != nil {
+		return SettleRunResult{}, err
+	}
+	return SettleRunResult{
+		Settled: s.Settled, Status: s.Status, LeaseExpiresAt: s.LeaseExpiresAt, CostMicros: s.CostMicros,
+		ErrorCode: s.Run.ErrorCode, ErrorMessage: s.Run.ErrorMessage,
+	}, nil
+}

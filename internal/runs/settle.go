@@ -1,0 +1,302 @@
+package runs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/governor-hq/governor/db/dbsqlc"
+	"github.com/governor-hq/governor/internal/actor"
+	"github.com/governor-hq/governor/internal/authz"
+	"github.com/governor-hq/governor/internal/events"
+	"github.com/governor-hq/governor/internal/ids"
+	"github.com/governor-hq/governor/internal/lifecycle"
+	"github.com/governor-hq/governor/internal/limits"
+	"github.com/governor-hq/governor/internal/pricing"
+)
+
+var (
+	// ErrRunNotActive: the run is blocked, settled or past its lease.
+	ErrRunNotActive = errors.New("run is not active")
+	// ErrConflictingReport: the run's completion was already reported differently.
+	ErrConflictingReport = errors.New("the run's completion was already reported with a different result")
+)
+
+// Report is how a run ended, as its client says.
+type Report struct {
+	Status       string // succeeded, failed, cancelled
+	InputTokens  int64
+	OutputTokens int64
+	CostMicros   *int64 // nil: computed from tokens at settlement
+	LatencyMs    int64
+	ErrorCode    string
+	ErrorMessage string
+}
+
+func (r Report) matches(run dbsqlc.Run) bool {
+	eq := func(a *int64, b int64) bool { return a != nil && *a == b }
+	sameCost := (r.CostMicros == nil && run.ReportedCostMicros == nil) ||
+		(r.CostMicros != nil && run.ReportedCostMicros != nil && *r.CostMicros == *run.ReportedCostMicros)
+	return run.ReportedStatus != nil && *run.ReportedStatus == r.Status && eq(run.InputTokens, r.InputTokens) &&
+		eq(run.OutputTokens, r.OutputTokens) && sameCost && eq(run.LatencyMs, r.LatencyMs) &&
+		run.ErrorCode == r.ErrorCode && run.ErrorMessage == r.ErrorMessage
+}
+
+// lockRun locks a run of the caller's organization that the caller may act for.
+func lockRun(ctx context.Context, tx pgx.Tx, caller authz.Principal, runID string) (dbsqlc.Run, error) {
+	run, err := dbsqlc.New().RunGetForUpdate(ctx, tx, runID)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && run.OrgID != caller.OrgID) {
+		return run, ErrRunNotFound
+	}
+	if err != nil {
+		return run, err
+	}
+	if !caller.MayActForAgent(run.ProjectID, run.AgentID) {
+		return run, ErrNotPermitted
+	}
+	return run, nil
+}
+
+// RecordReport stores a run's completion and asks its workflow (through the outbox) to
+// settle it. Reporting the same completion again changes nothing; a different one is
+// refused. A run whose lease already expired is still accepted: its cost was incurred, so
+// settlement records it.
+func RecordReport(ctx context.Context, pool *pgxpool.Pool, caller authz.Principal, runID string, r Report) (dbsqlc.Run, error) {
+	var out dbsqlc.Run
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		run, err := lockRun(ctx, tx, caller, runID)
+		if err != nil {
+			return err
+		}
+		if run.Status == "blocked" {
+			return fmt.Errorf("%w: it was blocked at admission", ErrRunNotActive)
+		}
+		if run.ReportedAt != nil {
+			if r.matches(run) {
+				out = run
+				return nil
+			}
+			return ErrConflictingReport
+		}
+		q := dbsqlc.New()
+		out, err = q.RunReport(ctx, tx, dbsqlc.RunReportParams{
+			ID: run.ID, ReportedStatus: &r.Status, InputTokens: &r.InputTokens, OutputTokens: &r.OutputTokens,
+			ReportedCostMicros: r.CostMicros, LatencyMs: &r.LatencyMs, ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMessage,
+		})
+		if err != nil {
+			return err
+		}
+		payload, _ := json.Marshal(lifecycle.RunInput{
+			OrgID: run.OrgID, RunID: run.ID, ProjectID: run.ProjectID, AgentID: run.AgentID, APIKeyID: run.ApiKeyID,
+			LeaseExpiresAt: deref(run.LeaseExpiresAt),
+		})
+		return q.OutboxAdd(ctx, tx, dbsqlc.OutboxAddParams{
+			OrgID: run.OrgID, Kind: "signal_with_start", WorkflowType: lifecycle.RunWorkflowType,
+			WorkflowID: lifecycle.RunWorkflowID(run.ID), SignalName: lifecycle.SignalRunReported, Payload: payload,
+		})
+	})
+	return out, err
+}
+
+// Heartbeat extends a run's lease (and its live reservations) to now+lease.
+func Heartbeat(ctx context.Context, pool *pgxpool.Pool, caller authz.Principal, runID string, lease time.Duration) (time.Time, error) {
+	var until time.Time
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		run, err := lockRun(ctx, tx, caller, runID)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		switch {
+		case run.Status != "admitted" || run.ReportedAt != nil:
+			return fmt.Errorf("%w: it is %s", ErrRunNotActive, statusWord(run))
+		case run.LeaseExpiresAt == nil || !run.LeaseExpiresAt.After(now):
+			return fmt.Errorf("%w: its lease expired at %s and its reservation no longer counts", ErrRunNotActive, run.LeaseExpiresAt.Format(time.RFC3339))
+		}
+		until = now.Add(lease).UTC().Truncate(time.Microsecond)
+		q := dbsqlc.New()
+		if _, err := q.RunExtendLease(ctx, tx, dbsqlc.RunExtendLeaseParams{ID: run.ID, LeaseExpiresAt: &until}); err != nil {
+			return err
+		}
+		_, err = q.ReservationsExtend(ctx, tx, dbsqlc.ReservationsExtendParams{RunID: run.ID, ExpiresAt: until})
+		return err
+	})
+	return until, err
+}
+
+func statusWord(run dbsqlc.Run) string {
+	if run.ReportedAt != nil && run.Status == "admitted" {
+		return "completed (" + deref(run.ReportedStatus) + "), settling"
+	}
+	return run.Status
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// Settlement is what Settle did.
+type Settlement struct {
+	// Settled is false while the run is still running (not reported, lease not expired).
+	Settled bool
+	Status  string
+	// LeaseExpiresAt is when to look again, for a run still running.
+	LeaseExpiresAt time.Time
+	CostMicros     int64
+	// Changed is true when this call settled the run (false when it already was).
+	Changed bool
+	// The run as it stands.
+	Run dbsqlc.Run
+}
+
+// Settle settles a run if it can be: a reported run is charged its actual usage and its
+// reservations released; a run whose lease expired unreported is released and marked
+// expired; a run still within its lease is left alone. It is idempotent, and safe to call
+// from any number of workflow attempts. `by` names the actor (the workflow).
+func Settle(ctx context.Context, pool *pgxpool.Pool, runID, by string) (Settlement, error) {
+	var out Settlement
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		q := dbsqlc.New()
+		run, err := q.RunGetForUpdate(ctx, tx, runID)
+		if err != nil {
+			return err
+		}
+		out.Run = run
+		now := time.Now()
+		lateReport := run.Status == "expired" && run.ReportedAt != nil
+		if run.SettledAt != nil && !lateReport {
+			out.Settled, out.Status, out.CostMicros = true, run.Status, deref(run.CostMicros)
+			return nil
+		}
+		if run.Status == "blocked" {
+			out.Settled, out.Status = true, run.Status
+			return nil
+		}
+		reported := run.ReportedAt != nil
+		if !reported && run.LeaseExpiresAt != nil && run.LeaseExpiresAt.After(now) {
+			out.LeaseExpiresAt = *run.LeaseExpiresAt
+			return nil
+		}
+		status := "expired"
+		var in, outTok, cost int64
+		if reported {
+			status = *run.ReportedStatus
+			in, outTok = deref(run.InputTokens), deref(run.OutputTokens)
+			if run.ReportedCostMicros != nil {
+				cost = *run.ReportedCostMicros
+			} else if run.Model != "" {
+				prices, err := pricesOf(ctx, tx, []string{run.OrgID}, []string{run.Model})
+				if err != nil {
+					return err
+				}
+				if p, ok := pricing.Lookup(prices[run.OrgID], run.Model); ok {
+					cost = p.Cost(in, outTok)
+				}
+			}
+		}
+		ran := int64(0)
+		if status == "succeeded" || status == "failed" {
+			ran = 1
+		}
+
+		res, err := q.ReservationsOfRun(ctx, tx, run.ID)
+		if err != nil {
+			return err
+		}
+		if len(res) > 0 {
+			keys := make([]counterKey, len(res))
+			for i, r := range res {
+				keys[i] = counterKey{r.LimitID, r.WindowStart}
+			}
+			lids, wins := keyArrays(keys) // already in (limit, window) order
+			if _, err := q.CountersLock(ctx, tx, dbsqlc.CountersLockParams{LimitIds: lids, WindowStarts: wins}); err != nil {
+				return err
+			}
+			// Re-read under the counter locks: an admission may have released some of
+			// them as expired in the meantime.
+			if res, err = q.ReservationsOfRun(ctx, tx, run.ID); err != nil {
+				return err
+			}
+			releases := make([]int64, len(res))
+			useds := make([]int64, len(res))
+			for i, r := range res {
+				if !r.Released {
+					releases[i] = r.Amount
+				}
+				switch r.Metric {
+				case limits.MetricCost:
+					useds[i] = cost
+				case limits.MetricTokens:
+					useds[i] = in + outTok
+				case limits.MetricRuns:
+					useds[i] = ran
+				case limits.MetricRequests:
+					// An admission granted is spent whatever happened next, once.
+					if !lateReport {
+						useds[i] = r.Amount
+					}
+				}
+			}
+			if err := q.ReservationsReleaseRun(ctx, tx, run.ID); err != nil {
+				return err
+			}
+			if err := q.CountersSettle(ctx, tx, dbsqlc.CountersSettleParams{LimitIds: lids, WindowStarts: wins, Releases: releases, Useds: useds}); err != nil {
+				return err
+			}
+		}
+		settled, err := q.RunSettle(ctx, tx, dbsqlc.RunSettleParams{ID: run.ID, Status: status, CostMicros: &cost, InputTokens: &in, OutputTokens: &outTok})
+		if err != nil {
+			return err
+		}
+		if reported {
+			if _, err := q.CostRecordInsert(ctx, tx, dbsqlc.CostRecordInsertParams{
+				OrgID: run.OrgID, ID: ids.New(ids.CostRecord), RunID: run.ID, ProjectID: run.ProjectID, AgentID: run.AgentID,
+				ApiKeyID: run.ApiKeyID, Model: run.Model, Feature: run.Feature, CostMicros: cost, InputTokens: in,
+				OutputTokens: outTok, RunStatus: status,
+			}); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+		}
+		evType := map[string]string{"succeeded": "run_completed", "failed": "run_failed", "cancelled": "run_cancelled", "expired": "run_expired"}[status]
+		summary := fmt.Sprintf("Run %s %s", run.ID, status)
+		if reported {
+			summary += fmt.Sprintf(": cost %s, %d tokens", Dollars(cost), in+outTok)
+		} else {
+			summary += ": its lease ran out before it completed; its reservation was released"
+		}
+		if status == "failed" && run.ErrorCode != "" {
+			summary += " (" + run.ErrorCode + ")"
+		}
+		if _, err := events.Emit(ctx, tx, events.Event{
+			OrgID: run.OrgID, Domain: events.DomainRuns, Type: evType, Entity: events.Ref{Type: "run", ID: run.ID},
+			Related: []events.Ref{{Type: "agent", ID: run.AgentID}, {Type: "project", ID: run.ProjectID}, {Type: "api_key", ID: run.ApiKeyID}},
+			CorrelationID: run.ID, Summary: summary, Actor: actor.System(by),
+			Data: map[string]any{"status": status, "cost_micros": cost, "input_tokens": in, "output_tokens": outTok,
+				"latency_ms": deref(run.LatencyMs), "error_code": run.ErrorCode, "error_message": run.ErrorMessage,
+				"model": run.Model, "feature": run.Feature, "late_report": lateReport},
+		}); err != nil {
+			return err
+		}
+		out = Settlement{Settled: true, Status: status, CostMicros: cost, Changed: true, Run: settled}
+		return nil
+	})
+	return out, err
+}
+
+// Dollars renders micro-dollars as "$12.345678".
+func Dollars(micros int64) string {
+	sign := ""
+	if micros < 0 {
+		sign, micros = "-", -micros
+	}
+	return fmt.Sprintf("%s$%d.%06d", sign, micros/1_000_000, micros%1_000_000)
+}

@@ -1,0 +1,50 @@
+// Package workers runs Governor's Temporal worker: one function that registers every
+// workflow and activity and stops when its context ends.
+package workers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/governor-hq/governor/activities"
+	"github.com/governor-hq/governor/internal/outbox"
+	"github.com/governor-hq/governor/workflows"
+)
+
+// Deps are what the worker's activities need.
+type Deps struct {
+	Client    client.Client
+	Pool      *pgxpool.Pool
+	Log       *slog.Logger
+	TaskQueue string
+	Namespace string
+}
+
+// Run registers Governor's search attributes (if missing), workflows and activities, and
+// polls the task queue until ctx ends.
+func Run(ctx context.Context, d Deps) error {
+	if err := workflows.EnsureSearchAttributes(ctx, d.Client, d.Namespace); err != nil {
+		return fmt.Errorf("register search attributes: %w", err)
+	}
+	w := worker.New(d.Client, d.TaskQueue, worker.Options{})
+	workflows.Register(w)
+	w.RegisterActivity(activities.New(d.Pool, d.Log))
+	if err := w.Start(); err != nil {
+		return err
+	}
+	d.Log.Info("worker polling", "task_queue", d.TaskQueue, "namespace", d.Namespace)
+	// Workers relay the outbox too, so workflow starts owed by an API process that died
+	// after committing are delivered even if no API process runs.
+	relay := outbox.New(d.Pool, d.Client, d.TaskQueue, d.Log)
+	done := make(chan struct{})
+	go func() { defer close(done); relay.Run(ctx) }()
+	<-ctx.Done()
+	<-done
+	w.Stop()
+	return nil
+}
