@@ -12,6 +12,7 @@ import (
 	"github.com/governor-hq/governor/internal/change"
 	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/ids"
+	"github.com/governor-hq/governor/internal/limits"
 )
 
 type apiKeyService struct{ *Server }
@@ -96,6 +97,11 @@ func (s *apiKeyService) GetApiKey(ctx context.Context, req *connect.Request[v1.G
 		return nil, notFoundOr(err, "API key %s not found", req.Msg.Id)
 	}
 	out := apiKeyDetailProto(k)
+	spend, err := s.spendThisMonth(ctx, k.OrgID, []string{k.ID})
+	if err != nil {
+		return nil, err
+	}
+	out.SpendThisMonthMicros = spend[k.ID]
 	return connect.NewResponse(&v1.GetApiKeyResponse{ApiKey: out}), nil
 }
 
@@ -113,9 +119,19 @@ func (s *apiKeyService) ListApiKeys(ctx context.Context, req *connect.Request[v1
 		return nil, err
 	}
 	rows, more := page(rows, size)
+	keyIDs := make([]string, 0, len(rows))
+	for _, k := range rows {
+		keyIDs = append(keyIDs, k.ID)
+	}
+	spend, err := s.spendThisMonth(ctx, principal(ctx).OrgID, keyIDs)
+	if err != nil {
+		return nil, err
+	}
 	out := &v1.ListApiKeysResponse{}
 	for _, k := range rows {
-		out.ApiKeys = append(out.ApiKeys, apiKeyDetailProto(k))
+		pk := apiKeyDetailProto(k)
+		pk.SpendThisMonthMicros = spend[k.ID]
+		out.ApiKeys = append(out.ApiKeys, pk)
 	}
 	if more {
 		out.NextPageToken = encodeCursor(cursor{ID: rows[len(rows)-1].ID})
@@ -233,6 +249,35 @@ func (s *apiKeyService) RotateApiKey(ctx context.Context, req *connect.Request[v
 		}
 		return &v1.RotateApiKeyResponse{ApiKey: k, Secret: secret.Plaintext}, nil
 	})
+}
+
+// spendThisMonth sums the settled cost of runs admitted with each key since the start of
+// the current month in the organization's time zone.
+func (s *apiKeyService) spendThisMonth(ctx context.Context, orgID string, keyIDs []string) (map[string]int64, error) {
+	out := map[string]int64{}
+	if len(keyIDs) == 0 {
+		return out, nil
+	}
+	org, err := q.OrgGet(ctx, s.pool, orgID)
+	if err != nil {
+		return nil, err
+	}
+	loc, err := time.LoadLocation(org.TimeZone)
+	if err != nil {
+		return nil, err
+	}
+	since, err := limits.WindowStart(limits.WindowMonth, time.Now(), loc)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.SpendByKeys(ctx, s.pool, dbsqlc.SpendByKeysParams{OrgID: orgID, ApiKeyIds: keyIDs, Since: since})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		out[r.ApiKeyID] = r.CostMicros
+	}
+	return out, nil
 }
 
 func reason(r string) string {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,6 +33,11 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("database url: %w", err)
 	}
 	cfg.MaxConnIdleTime = 5 * time.Minute
+	// pgxpool's default (the CPU count, at least 4) starves a server with many concurrent
+	// requests on a small machine; PostgreSQL's default max_connections is 100.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = 16
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, err

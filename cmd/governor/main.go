@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -37,9 +38,11 @@ Configuration comes from flags or environment variables (see README.md); a flag 
 		SilenceErrors: true,
 	}
 	config.Register(cmd.PersistentFlags())
-	cmd.AddCommand(devCmd(), apiCmd(), workerCmd(), migrateCmd(), adminCmd())
+	cmd.AddCommand(devCmd(), apiCmd(), workerCmd(), migrateCmd(), adminCmd(), benchCmd())
 	return cmd
 }
+
+func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
 
 // loadConfig reads the configuration once, from the command's flags and the environment.
 func loadConfig(cmd *cobra.Command) (config.Config, error) {

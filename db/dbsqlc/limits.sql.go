@@ -10,43 +10,33 @@ import (
 	"time"
 )
 
-const countersEnsure = `-- name: CountersEnsure :exec
-INSERT INTO limit_counters (limit_id, window_start)
-SELECT unnest($1::text[]), unnest($2::timestamptz[])
-ON CONFLICT DO NOTHING
+const countersAcquire = `-- name: CountersAcquire :many
+SELECT c.limit_id::text AS limit_id, c.window_start::timestamptz AS window_start,
+       c.used::bigint AS used, c.reserved::bigint AS reserved
+FROM limit_counters_acquire($1::text[], $2::timestamptz[]) AS c
 `
 
-type CountersEnsureParams struct {
+type CountersAcquireParams struct {
 	LimitIds     []string
 	WindowStarts []time.Time
 }
 
-func (q *Queries) CountersEnsure(ctx context.Context, db DBTX, arg CountersEnsureParams) error {
-	_, err := db.Exec(ctx, countersEnsure, arg.LimitIds, arg.WindowStarts)
-	return err
+type CountersAcquireRow struct {
+	LimitID     string
+	WindowStart time.Time
+	Used        int64
+	Reserved    int64
 }
 
-const countersGet = `-- name: CountersGet :many
-SELECT c.limit_id, c.window_start, c.used, c.reserved
-FROM limit_counters c
-JOIN (SELECT unnest($1::text[]) AS limit_id, unnest($2::timestamptz[]) AS window_start) AS k
-  ON c.limit_id = k.limit_id AND c.window_start = k.window_start
-`
-
-type CountersGetParams struct {
-	LimitIds     []string
-	WindowStarts []time.Time
-}
-
-func (q *Queries) CountersGet(ctx context.Context, db DBTX, arg CountersGetParams) ([]LimitCounter, error) {
-	rows, err := db.Query(ctx, countersGet, arg.LimitIds, arg.WindowStarts)
+func (q *Queries) CountersAcquire(ctx context.Context, db DBTX, arg CountersAcquireParams) ([]CountersAcquireRow, error) {
+	rows, err := db.Query(ctx, countersAcquire, arg.LimitIds, arg.WindowStarts)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []LimitCounter{}
+	items := []CountersAcquireRow{}
 	for rows.Next() {
-		var i LimitCounter
+		var i CountersAcquireRow
 		if err := rows.Scan(
 			&i.LimitID,
 			&i.WindowStart,
@@ -702,31 +692,4 @@ func (q *Queries) ModelPricesForModels(ctx context.Context, db DBTX, arg ModelPr
 		return nil, err
 	}
 	return items, nil
-}
-
-const reservationsReleaseExpired = `-- name: ReservationsReleaseExpired :exec
-WITH expired AS (
-    UPDATE run_reservations r SET released = true
-    FROM (SELECT unnest($1::text[]) AS limit_id, unnest($2::timestamptz[]) AS window_start) AS k
-    WHERE r.limit_id = k.limit_id AND r.window_start = k.window_start
-      AND NOT r.released AND r.expires_at <= now()
-    RETURNING r.limit_id, r.window_start, r.amount
-), totals AS (
-    SELECT e.limit_id, e.window_start, sum(e.amount)::bigint AS amount
-    FROM expired e GROUP BY e.limit_id, e.window_start
-)
-UPDATE limit_counters c SET reserved = c.reserved - t.amount
-FROM totals t
-WHERE c.limit_id = t.limit_id AND c.window_start = t.window_start
-`
-
-type ReservationsReleaseExpiredParams struct {
-	LimitIds     []string
-	WindowStarts []time.Time
-}
-
-// Releases the expired reservations of the given counters (which the caller has locked).
-func (q *Queries) ReservationsReleaseExpired(ctx context.Context, db DBTX, arg ReservationsReleaseExpiredParams) error {
-	_, err := db.Exec(ctx, reservationsReleaseExpired, arg.LimitIds, arg.WindowStarts)
-	return err
 }

@@ -11,6 +11,96 @@ import (
 	"time"
 )
 
+const admissionContext = `-- name: AdmissionContext :many
+SELECT a.org_id, a.project_id, o.time_zone,
+       coalesce(l.id, '')::text AS limit_id, coalesce(l.name, '')::text AS limit_name,
+       coalesce(l.scope_type, '')::text AS scope_type, coalesce(l.scope_id, '')::text AS scope_id,
+       coalesce(l.model, '')::text AS model, coalesce(l.feature, '')::text AS feature,
+       coalesce(l.metric, '')::text AS metric, coalesce(l.window_kind, '')::text AS window_kind,
+       coalesce(l.amount, 0)::bigint AS amount, coalesce(l.enforcement, '')::text AS enforcement,
+       coalesce(l.thresholds, '{}')::integer[] AS thresholds,
+       coalesce(l.inheritance, '')::text AS inheritance, coalesce(l.priority, 0)::integer AS priority
+FROM agents a
+JOIN organizations o ON o.id = a.org_id
+LEFT JOIN LATERAL (
+    SELECT org_id, id, name, scope_type, scope_id, model, feature, metric, window_kind, amount, enforcement, thresholds, inheritance, priority, enabled, created_at, updated_at, deleted_at FROM limits WHERE scope_id = a.org_id AND deleted_at IS NULL
+    UNION ALL
+    SELECT org_id, id, name, scope_type, scope_id, model, feature, metric, window_kind, amount, enforcement, thresholds, inheritance, priority, enabled, created_at, updated_at, deleted_at FROM limits WHERE scope_id = a.project_id AND deleted_at IS NULL
+    UNION ALL
+    SELECT org_id, id, name, scope_type, scope_id, model, feature, metric, window_kind, amount, enforcement, thresholds, inheritance, priority, enabled, created_at, updated_at, deleted_at FROM limits WHERE scope_id = a.id AND deleted_at IS NULL
+    UNION ALL
+    SELECT org_id, id, name, scope_type, scope_id, model, feature, metric, window_kind, amount, enforcement, thresholds, inheritance, priority, enabled, created_at, updated_at, deleted_at FROM limits WHERE scope_id = $1::text AND deleted_at IS NULL
+) AS l ON l.org_id = a.org_id AND l.enabled
+WHERE a.id = $2
+`
+
+type AdmissionContextParams struct {
+	ApiKeyID string
+	AgentID  string
+}
+
+type AdmissionContextRow struct {
+	OrgID       string
+	ProjectID   string
+	TimeZone    string
+	LimitID     string
+	LimitName   string
+	ScopeType   string
+	ScopeID     string
+	Model       string
+	Feature     string
+	Metric      string
+	WindowKind  string
+	Amount      int64
+	Enforcement string
+	Thresholds  []int32
+	Inheritance string
+	Priority    int32
+}
+
+// What admitting a run of an agent with an API key needs: the agent's project and
+// organization time zone, and every enabled limit that could govern the run (one row per
+// limit; limit_id is empty when there is none). Model and feature narrowing is applied by
+// the caller.
+// One index lookup per scope: written as an IN list, the planner scans every limit of
+// the organization instead.
+func (q *Queries) AdmissionContext(ctx context.Context, db DBTX, arg AdmissionContextParams) ([]AdmissionContextRow, error) {
+	rows, err := db.Query(ctx, admissionContext, arg.ApiKeyID, arg.AgentID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AdmissionContextRow{}
+	for rows.Next() {
+		var i AdmissionContextRow
+		if err := rows.Scan(
+			&i.OrgID,
+			&i.ProjectID,
+			&i.TimeZone,
+			&i.LimitID,
+			&i.LimitName,
+			&i.ScopeType,
+			&i.ScopeID,
+			&i.Model,
+			&i.Feature,
+			&i.Metric,
+			&i.WindowKind,
+			&i.Amount,
+			&i.Enforcement,
+			&i.Thresholds,
+			&i.Inheritance,
+			&i.Priority,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const agentsForAdmission = `-- name: AgentsForAdmission :many
 SELECT a.org_id, a.id, a.project_id, o.time_zone
 FROM agents a JOIN organizations o ON o.id = a.org_id
@@ -268,22 +358,55 @@ func (q *Queries) CostRecordTotals(ctx context.Context, db DBTX, arg CostRecordT
 	return i, err
 }
 
-type EventsInsertParams struct {
-	ID            string
-	OrgID         string
-	OccurredAt    time.Time
-	Domain        string
-	Type          string
-	EntityType    string
-	EntityID      string
-	Related       json.RawMessage
-	CorrelationID string
-	Summary       string
-	Data          json.RawMessage
-	ActorKind     string
-	ActorApiKeyID string
-	ActorUserID   string
-	ActorSystem   string
+const eventsInsertMany = `-- name: EventsInsertMany :exec
+INSERT INTO domain_events (id, org_id, occurred_at, domain, type, entity_type, entity_id,
+                           related, correlation_id, summary, data, actor_kind,
+                           actor_api_key_id, actor_user_id, actor_system)
+SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::timestamptz[]),
+       unnest($4::text[]), unnest($5::text[]), unnest($6::text[]),
+       unnest($7::text[]), unnest($8::jsonb[]), unnest($9::text[]),
+       unnest($10::text[]), unnest($11::jsonb[]), unnest($12::text[]),
+       unnest($13::text[]), unnest($14::text[]),
+       unnest($15::text[])
+`
+
+type EventsInsertManyParams struct {
+	Ids            []string
+	OrgIds         []string
+	OccurredAts    []time.Time
+	Domains        []string
+	Types          []string
+	EntityTypes    []string
+	EntityIds      []string
+	Relateds       []json.RawMessage
+	CorrelationIds []string
+	Summaries      []string
+	Datas          []json.RawMessage
+	ActorKinds     []string
+	ActorApiKeyIds []string
+	ActorUserIds   []string
+	ActorSystems   []string
+}
+
+func (q *Queries) EventsInsertMany(ctx context.Context, db DBTX, arg EventsInsertManyParams) error {
+	_, err := db.Exec(ctx, eventsInsertMany,
+		arg.Ids,
+		arg.OrgIds,
+		arg.OccurredAts,
+		arg.Domains,
+		arg.Types,
+		arg.EntityTypes,
+		arg.EntityIds,
+		arg.Relateds,
+		arg.CorrelationIds,
+		arg.Summaries,
+		arg.Datas,
+		arg.ActorKinds,
+		arg.ActorApiKeyIds,
+		arg.ActorUserIds,
+		arg.ActorSystems,
+	)
+	return err
 }
 
 const outboxAdd = `-- name: OutboxAdd :exec
@@ -372,13 +495,31 @@ func (q *Queries) OutboxDone(ctx context.Context, db DBTX, id int64) error {
 	return err
 }
 
-type OutboxInsertParams struct {
-	OrgID        string
-	Kind         string
-	WorkflowType string
-	WorkflowID   string
-	SignalName   string
-	Payload      json.RawMessage
+const outboxInsertMany = `-- name: OutboxInsertMany :exec
+INSERT INTO workflow_outbox (org_id, kind, workflow_type, workflow_id, signal_name, payload)
+SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::text[]),
+       unnest($4::text[]), unnest($5::text[]), unnest($6::jsonb[])
+`
+
+type OutboxInsertManyParams struct {
+	OrgIds        []string
+	Kinds         []string
+	WorkflowTypes []string
+	WorkflowIds   []string
+	SignalNames   []string
+	Payloads      []json.RawMessage
+}
+
+func (q *Queries) OutboxInsertMany(ctx context.Context, db DBTX, arg OutboxInsertManyParams) error {
+	_, err := db.Exec(ctx, outboxInsertMany,
+		arg.OrgIds,
+		arg.Kinds,
+		arg.WorkflowTypes,
+		arg.WorkflowIds,
+		arg.SignalNames,
+		arg.Payloads,
+	)
+	return err
 }
 
 const outboxPending = `-- name: OutboxPending :one
@@ -428,13 +569,31 @@ func (q *Queries) ReservationsExtend(ctx context.Context, db DBTX, arg Reservati
 	return result.RowsAffected(), nil
 }
 
-type ReservationsInsertParams struct {
-	RunID       string
-	LimitID     string
-	WindowStart time.Time
-	Metric      string
-	Amount      int64
-	ExpiresAt   time.Time
+const reservationsInsertMany = `-- name: ReservationsInsertMany :exec
+INSERT INTO run_reservations (run_id, limit_id, window_start, metric, amount, expires_at)
+SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::timestamptz[]),
+       unnest($4::text[]), unnest($5::bigint[]), unnest($6::timestamptz[])
+`
+
+type ReservationsInsertManyParams struct {
+	RunIds       []string
+	LimitIds     []string
+	WindowStarts []time.Time
+	Metrics      []string
+	Amounts      []int64
+	ExpiresAts   []time.Time
+}
+
+func (q *Queries) ReservationsInsertMany(ctx context.Context, db DBTX, arg ReservationsInsertManyParams) error {
+	_, err := db.Exec(ctx, reservationsInsertMany,
+		arg.RunIds,
+		arg.LimitIds,
+		arg.WindowStarts,
+		arg.Metrics,
+		arg.Amounts,
+		arg.ExpiresAts,
+	)
+	return err
 }
 
 const reservationsOfRun = `-- name: ReservationsOfRun :many
@@ -881,24 +1040,69 @@ func (q *Queries) RunsByClientID(ctx context.Context, db DBTX, arg RunsByClientI
 	return items, nil
 }
 
-type RunsInsertParams struct {
-	OrgID           string
-	ID              string
-	ProjectID       string
-	AgentID         string
-	ApiKeyID        string
-	Model           string
-	Feature         string
-	Tags            json.RawMessage
-	ClientRunID     *string
-	Status          string
-	EstCostMicros   int64
-	EstInputTokens  int64
-	EstOutputTokens int64
-	BlockedBy       json.RawMessage
-	Warnings        json.RawMessage
-	AdmittedAt      time.Time
-	LeaseExpiresAt  *time.Time
+const runsInsertMany = `-- name: RunsInsertMany :exec
+INSERT INTO runs (org_id, id, project_id, agent_id, api_key_id, model, feature, tags,
+                  client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens,
+                  blocked_by, warnings, admitted_at, lease_expires_at)
+SELECT x.org_id, x.id, x.project_id, x.agent_id, x.api_key_id, x.model, x.feature, x.tags,
+       nullif(x.client_run_id, ''), x.status, x.est_cost_micros, x.est_input_tokens,
+       x.est_output_tokens, nullif(x.blocked_by, 'null'::jsonb), nullif(x.warnings, 'null'::jsonb),
+       x.admitted_at, CASE WHEN x.status = 'blocked' THEN NULL ELSE x.lease_expires_at END
+FROM (SELECT unnest($1::text[]) AS org_id, unnest($2::text[]) AS id,
+             unnest($3::text[]) AS project_id, unnest($4::text[]) AS agent_id,
+             unnest($5::text[]) AS api_key_id, unnest($6::text[]) AS model,
+             unnest($7::text[]) AS feature, unnest($8::jsonb[]) AS tags,
+             unnest($9::text[]) AS client_run_id, unnest($10::text[]) AS status,
+             unnest($11::bigint[]) AS est_cost_micros,
+             unnest($12::bigint[]) AS est_input_tokens,
+             unnest($13::bigint[]) AS est_output_tokens,
+             unnest($14::jsonb[]) AS blocked_by, unnest($15::jsonb[]) AS warnings,
+             unnest($16::timestamptz[]) AS admitted_at,
+             unnest($17::timestamptz[]) AS lease_expires_at) AS x
+`
+
+type RunsInsertManyParams struct {
+	OrgIds          []string
+	Ids             []string
+	ProjectIds      []string
+	AgentIds        []string
+	ApiKeyIds       []string
+	Models          []string
+	Features        []string
+	Tags            []json.RawMessage
+	ClientRunIds    []string
+	Statuses        []string
+	EstCostMicros   []int64
+	EstInputTokens  []int64
+	EstOutputTokens []int64
+	BlockedBys      []json.RawMessage
+	Warnings        []json.RawMessage
+	AdmittedAts     []time.Time
+	LeaseExpiresAts []time.Time
+}
+
+// Empty client run ids and JSON nulls are stored as SQL NULL; blocked runs have no lease.
+func (q *Queries) RunsInsertMany(ctx context.Context, db DBTX, arg RunsInsertManyParams) error {
+	_, err := db.Exec(ctx, runsInsertMany,
+		arg.OrgIds,
+		arg.Ids,
+		arg.ProjectIds,
+		arg.AgentIds,
+		arg.ApiKeyIds,
+		arg.Models,
+		arg.Features,
+		arg.Tags,
+		arg.ClientRunIds,
+		arg.Statuses,
+		arg.EstCostMicros,
+		arg.EstInputTokens,
+		arg.EstOutputTokens,
+		arg.BlockedBys,
+		arg.Warnings,
+		arg.AdmittedAts,
+		arg.LeaseExpiresAts,
+	)
+	return err
 }
 
 const spendByKeys = `-- name: SpendByKeys :many

@@ -29,6 +29,8 @@ CREATE TABLE limits (
     UNIQUE (org_id, id)
 );
 CREATE INDEX limits_org_scope ON limits (org_id, scope_type, scope_id) WHERE deleted_at IS NULL;
+-- Admission looks limits up by the ids of a run's scopes (ids are unique across kinds).
+CREATE INDEX limits_scope_id ON limits (scope_id) WHERE deleted_at IS NULL;
 
 -- Usage of one limit in one window. `reserved` is the sum of the amounts of this window's
 -- reservations that are not released; `used` is what settled runs consumed.
@@ -39,6 +41,42 @@ CREATE TABLE limit_counters (
     reserved     bigint NOT NULL DEFAULT 0 CHECK (reserved >= 0),
     PRIMARY KEY (limit_id, window_start)
 );
+
+-- Prepares the counters an admission batch needs: creates missing ones, locks them all in
+-- one global order (the caller passes them sorted by limit then window, so concurrent
+-- batches and settlements never deadlock), releases their expired reservations, and
+-- returns their usage. One statement, so a batch pays one round trip for all of it.
+CREATE FUNCTION limit_counters_acquire(p_limit_ids text[], p_window_starts timestamptz[])
+RETURNS TABLE (limit_id text, window_start timestamptz, used bigint, reserved bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO limit_counters (limit_id, window_start)
+    SELECT k.l, k.w FROM unnest(p_limit_ids, p_window_starts) AS k(l, w)
+    ON CONFLICT DO NOTHING;
+
+    PERFORM 1
+    FROM limit_counters c
+    JOIN unnest(p_limit_ids, p_window_starts) AS k(l, w) ON c.limit_id = k.l AND c.window_start = k.w
+    ORDER BY c.limit_id, c.window_start
+    FOR UPDATE OF c;
+
+    WITH expired AS (
+        UPDATE run_reservations r SET released = true
+        FROM unnest(p_limit_ids, p_window_starts) AS k(l, w)
+        WHERE r.limit_id = k.l AND r.window_start = k.w AND NOT r.released AND r.expires_at <= now()
+        RETURNING r.limit_id AS l, r.window_start AS w, r.amount
+    ), totals AS (
+        SELECT e.l, e.w, sum(e.amount)::bigint AS amount FROM expired e GROUP BY e.l, e.w
+    )
+    UPDATE limit_counters c SET reserved = c.reserved - t.amount
+    FROM totals t WHERE c.limit_id = t.l AND c.window_start = t.w;
+
+    RETURN QUERY
+    SELECT c.limit_id, c.window_start, c.used, c.reserved
+    FROM limit_counters c
+    JOIN unnest(p_limit_ids, p_window_starts) AS k(l, w) ON c.limit_id = k.l AND c.window_start = k.w;
+END
+$$;
 
 CREATE TABLE runs (
     org_id            text NOT NULL REFERENCES organizations (id),

@@ -52,10 +52,10 @@ JOIN (SELECT unnest(@org_ids::text[]) AS org_id, unnest(@project_ids::text[]) AS
    OR (l.scope_type = 'api_key' AND l.scope_id = s.api_key_id))
 WHERE l.deleted_at IS NULL AND l.enabled;
 
--- name: CountersEnsure :exec
-INSERT INTO limit_counters (limit_id, window_start)
-SELECT unnest(@limit_ids::text[]), unnest(@window_starts::timestamptz[])
-ON CONFLICT DO NOTHING;
+-- name: CountersAcquire :many
+SELECT c.limit_id::text AS limit_id, c.window_start::timestamptz AS window_start,
+       c.used::bigint AS used, c.reserved::bigint AS reserved
+FROM limit_counters_acquire(@limit_ids::text[], @window_starts::timestamptz[]) AS c;
 
 -- name: CountersLock :many
 -- Locks counters in one global order, so concurrent admissions and settlements never
@@ -66,28 +66,6 @@ JOIN (SELECT unnest(@limit_ids::text[]) AS limit_id, unnest(@window_starts::time
   ON c.limit_id = k.limit_id AND c.window_start = k.window_start
 ORDER BY c.limit_id, c.window_start
 FOR UPDATE OF c;
-
--- name: ReservationsReleaseExpired :exec
--- Releases the expired reservations of the given counters (which the caller has locked).
-WITH expired AS (
-    UPDATE run_reservations r SET released = true
-    FROM (SELECT unnest(@limit_ids::text[]) AS limit_id, unnest(@window_starts::timestamptz[]) AS window_start) AS k
-    WHERE r.limit_id = k.limit_id AND r.window_start = k.window_start
-      AND NOT r.released AND r.expires_at <= now()
-    RETURNING r.limit_id, r.window_start, r.amount
-), totals AS (
-    SELECT e.limit_id, e.window_start, sum(e.amount)::bigint AS amount
-    FROM expired e GROUP BY e.limit_id, e.window_start
-)
-UPDATE limit_counters c SET reserved = c.reserved - t.amount
-FROM totals t
-WHERE c.limit_id = t.limit_id AND c.window_start = t.window_start;
-
--- name: CountersGet :many
-SELECT c.limit_id, c.window_start, c.used, c.reserved
-FROM limit_counters c
-JOIN (SELECT unnest(@limit_ids::text[]) AS limit_id, unnest(@window_starts::timestamptz[]) AS window_start) AS k
-  ON c.limit_id = k.limit_id AND c.window_start = k.window_start;
 
 -- name: CountersPeek :many
 -- Counters as a dry run sees them: reservations past their lease do not count, whether or

@@ -4,34 +4,80 @@ SELECT a.org_id, a.id, a.project_id, o.time_zone
 FROM agents a JOIN organizations o ON o.id = a.org_id
 WHERE a.id = ANY (@agent_ids::text[]);
 
+-- name: AdmissionContext :many
+-- What admitting a run of an agent with an API key needs: the agent's project and
+-- organization time zone, and every enabled limit that could govern the run (one row per
+-- limit; limit_id is empty when there is none). Model and feature narrowing is applied by
+-- the caller.
+SELECT a.org_id, a.project_id, o.time_zone,
+       coalesce(l.id, '')::text AS limit_id, coalesce(l.name, '')::text AS limit_name,
+       coalesce(l.scope_type, '')::text AS scope_type, coalesce(l.scope_id, '')::text AS scope_id,
+       coalesce(l.model, '')::text AS model, coalesce(l.feature, '')::text AS feature,
+       coalesce(l.metric, '')::text AS metric, coalesce(l.window_kind, '')::text AS window_kind,
+       coalesce(l.amount, 0)::bigint AS amount, coalesce(l.enforcement, '')::text AS enforcement,
+       coalesce(l.thresholds, '{}')::integer[] AS thresholds,
+       coalesce(l.inheritance, '')::text AS inheritance, coalesce(l.priority, 0)::integer AS priority
+FROM agents a
+JOIN organizations o ON o.id = a.org_id
+-- One index lookup per scope: written as an IN list, the planner scans every limit of
+-- the organization instead.
+LEFT JOIN LATERAL (
+    SELECT * FROM limits WHERE scope_id = a.org_id AND deleted_at IS NULL
+    UNION ALL
+    SELECT * FROM limits WHERE scope_id = a.project_id AND deleted_at IS NULL
+    UNION ALL
+    SELECT * FROM limits WHERE scope_id = a.id AND deleted_at IS NULL
+    UNION ALL
+    SELECT * FROM limits WHERE scope_id = @api_key_id::text AND deleted_at IS NULL
+) AS l ON l.org_id = a.org_id AND l.enabled
+WHERE a.id = @agent_id;
+
 -- name: RunsByClientID :many
 SELECT * FROM runs
 WHERE (org_id, client_run_id) IN (
     SELECT unnest(@org_ids::text[]), unnest(@client_run_ids::text[]));
 
--- name: RunsInsert :copyfrom
+-- name: RunsInsertMany :exec
+-- Empty client run ids and JSON nulls are stored as SQL NULL; blocked runs have no lease.
 INSERT INTO runs (org_id, id, project_id, agent_id, api_key_id, model, feature, tags,
                   client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens,
                   blocked_by, warnings, admitted_at, lease_expires_at)
-VALUES (@org_id, @id, @project_id, @agent_id, @api_key_id, @model, @feature, @tags,
-        @client_run_id, @status, @est_cost_micros, @est_input_tokens, @est_output_tokens,
-        @blocked_by, @warnings, @admitted_at, @lease_expires_at);
+SELECT x.org_id, x.id, x.project_id, x.agent_id, x.api_key_id, x.model, x.feature, x.tags,
+       nullif(x.client_run_id, ''), x.status, x.est_cost_micros, x.est_input_tokens,
+       x.est_output_tokens, nullif(x.blocked_by, 'null'::jsonb), nullif(x.warnings, 'null'::jsonb),
+       x.admitted_at, CASE WHEN x.status = 'blocked' THEN NULL ELSE x.lease_expires_at END
+FROM (SELECT unnest(@org_ids::text[]) AS org_id, unnest(@ids::text[]) AS id,
+             unnest(@project_ids::text[]) AS project_id, unnest(@agent_ids::text[]) AS agent_id,
+             unnest(@api_key_ids::text[]) AS api_key_id, unnest(@models::text[]) AS model,
+             unnest(@features::text[]) AS feature, unnest(@tags::jsonb[]) AS tags,
+             unnest(@client_run_ids::text[]) AS client_run_id, unnest(@statuses::text[]) AS status,
+             unnest(@est_cost_micros::bigint[]) AS est_cost_micros,
+             unnest(@est_input_tokens::bigint[]) AS est_input_tokens,
+             unnest(@est_output_tokens::bigint[]) AS est_output_tokens,
+             unnest(@blocked_bys::jsonb[]) AS blocked_by, unnest(@warnings::jsonb[]) AS warnings,
+             unnest(@admitted_ats::timestamptz[]) AS admitted_at,
+             unnest(@lease_expires_ats::timestamptz[]) AS lease_expires_at) AS x;
 
--- name: ReservationsInsert :copyfrom
+-- name: ReservationsInsertMany :exec
 INSERT INTO run_reservations (run_id, limit_id, window_start, metric, amount, expires_at)
-VALUES (@run_id, @limit_id, @window_start, @metric, @amount, @expires_at);
+SELECT unnest(@run_ids::text[]), unnest(@limit_ids::text[]), unnest(@window_starts::timestamptz[]),
+       unnest(@metrics::text[]), unnest(@amounts::bigint[]), unnest(@expires_ats::timestamptz[]);
 
--- name: EventsInsert :copyfrom
+-- name: EventsInsertMany :exec
 INSERT INTO domain_events (id, org_id, occurred_at, domain, type, entity_type, entity_id,
                            related, correlation_id, summary, data, actor_kind,
                            actor_api_key_id, actor_user_id, actor_system)
-VALUES (@id, @org_id, @occurred_at, @domain, @type, @entity_type, @entity_id, @related,
-        @correlation_id, @summary, @data, @actor_kind, @actor_api_key_id, @actor_user_id,
-        @actor_system);
+SELECT unnest(@ids::text[]), unnest(@org_ids::text[]), unnest(@occurred_ats::timestamptz[]),
+       unnest(@domains::text[]), unnest(@types::text[]), unnest(@entity_types::text[]),
+       unnest(@entity_ids::text[]), unnest(@relateds::jsonb[]), unnest(@correlation_ids::text[]),
+       unnest(@summaries::text[]), unnest(@datas::jsonb[]), unnest(@actor_kinds::text[]),
+       unnest(@actor_api_key_ids::text[]), unnest(@actor_user_ids::text[]),
+       unnest(@actor_systems::text[]);
 
--- name: OutboxInsert :copyfrom
+-- name: OutboxInsertMany :exec
 INSERT INTO workflow_outbox (org_id, kind, workflow_type, workflow_id, signal_name, payload)
-VALUES (@org_id, @kind, @workflow_type, @workflow_id, @signal_name, @payload);
+SELECT unnest(@org_ids::text[]), unnest(@kinds::text[]), unnest(@workflow_types::text[]),
+       unnest(@workflow_ids::text[]), unnest(@signal_names::text[]), unnest(@payloads::jsonb[]);
 
 -- name: OutboxAdd :exec
 INSERT INTO workflow_outbox (org_id, kind, workflow_type, workflow_id, signal_name, payload)

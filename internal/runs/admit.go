@@ -7,19 +7,20 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/governor-hq/governor/db"
 	"github.com/governor-hq/governor/db/dbsqlc"
 	"github.com/governor-hq/governor/internal/actor"
 	"github.com/governor-hq/governor/internal/authz"
 	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/ids"
+	"github.com/governor-hq/governor/internal/lifecycle"
 	"github.com/governor-hq/governor/internal/limits"
 	"github.com/governor-hq/governor/internal/pricing"
-	"github.com/governor-hq/governor/internal/lifecycle"
 )
 
 // AdmitRequest is one run asking to start.
@@ -52,6 +53,7 @@ type Admitter struct {
 	log      *slog.Logger
 	lease    time.Duration
 	maxBatch int
+	parallel int
 	queue    chan *pendingAdmit
 	// committed is called after each batch commits (it wakes the outbox relay).
 	committed func()
@@ -63,6 +65,7 @@ type Admitter struct {
 
 type pendingAdmit struct {
 	req  AdmitRequest
+	item *admitItem
 	done chan admitOutcome
 }
 
@@ -77,6 +80,9 @@ type AdmitterOptions struct {
 	DefaultLease time.Duration
 	// MaxBatch bounds how many admissions one transaction decides (default 256).
 	MaxBatch int
+	// Parallel is how many batches may be in flight at once (default 1: on a small
+	// machine a second batch only competes with the first for the same CPU).
+	Parallel int
 	// Committed is called after every committed batch.
 	Committed func()
 	// AfterCommit is a fault-injection hook (see Admitter).
@@ -91,8 +97,11 @@ func NewAdmitter(pool *pgxpool.Pool, log *slog.Logger, o AdmitterOptions) *Admit
 	if o.DefaultLease <= 0 {
 		o.DefaultLease = 15 * time.Minute
 	}
+	if o.Parallel <= 0 {
+		o.Parallel = 1
+	}
 	return &Admitter{
-		pool: pool, log: log, lease: o.DefaultLease, maxBatch: o.MaxBatch,
+		pool: pool, log: log, lease: o.DefaultLease, maxBatch: o.MaxBatch, parallel: o.Parallel,
 		queue: make(chan *pendingAdmit, 4*o.MaxBatch), committed: o.Committed, afterCommit: o.AfterCommit,
 		now: time.Now,
 	}
@@ -100,7 +109,11 @@ func NewAdmitter(pool *pgxpool.Pool, log *slog.Logger, o AdmitterOptions) *Admit
 
 // Admit decides one run. It returns when the decision is committed.
 func (a *Admitter) Admit(ctx context.Context, req AdmitRequest) (AdmitResult, error) {
-	p := &pendingAdmit{req: req, done: make(chan admitOutcome, 1)}
+	it, err := a.prepare(ctx, req)
+	if err != nil {
+		return AdmitResult{}, err
+	}
+	p := &pendingAdmit{req: req, item: it, done: make(chan admitOutcome, 1)}
 	select {
 	case a.queue <- p:
 	case <-ctx.Done():
@@ -115,8 +128,68 @@ func (a *Admitter) Admit(ctx context.Context, req AdmitRequest) (AdmitResult, er
 	}
 }
 
-// Run decides batches until ctx ends.
+// prepare reads what the decision needs (the agent, its organization's time zone, the
+// limits that could govern the run, prices) and plans the checks. It runs in the caller's
+// goroutine, concurrently with other requests, so the batch transaction holds its locks
+// only for the decision and the writes.
+func (a *Admitter) prepare(ctx context.Context, req AdmitRequest) (*admitItem, error) {
+	rows, err := dbsqlc.New().AdmissionContext(ctx, a.pool, dbsqlc.AdmissionContextParams{
+		AgentID: req.AgentID, ApiKeyID: req.Caller.APIKeyID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 || rows[0].OrgID != req.Caller.OrgID {
+		return nil, ErrAgentNotFound
+	}
+	ag := rows[0]
+	if !req.Caller.MayActForAgent(ag.ProjectID, req.AgentID) {
+		return nil, ErrNotPermitted
+	}
+	var candidates []limits.Limit
+	for _, r := range rows {
+		if r.LimitID != "" {
+			candidates = append(candidates, limitFromContext(r))
+		}
+	}
+	it := &admitItem{subject: Subject{
+		Subject: limits.Subject{OrgID: ag.OrgID, ProjectID: ag.ProjectID, AgentID: req.AgentID,
+			APIKeyID: req.Caller.APIKeyID, Model: req.Model, Feature: req.Feature},
+		TimeZone: ag.TimeZone,
+	}}
+	var prices map[string]map[string]pricing.Price
+	if req.Estimate.CostMicros == 0 && req.Model != "" && (req.Estimate.InputTokens > 0 || req.Estimate.OutputTokens > 0) {
+		if prices, err = pricesOf(ctx, a.pool, []string{ag.OrgID}, []string{req.Model}); err != nil {
+			return nil, err
+		}
+	}
+	it.estCost = estimateCost(req.Estimate, req.Model, prices[ag.OrgID])
+	it.request = limits.Request{CostMicros: it.estCost, Tokens: req.Estimate.InputTokens + req.Estimate.OutputTokens}
+	if it.planned, _, err = plan(it.subject, candidates, it.request, a.now()); err != nil {
+		return nil, err
+	}
+	return it, nil
+}
+
+func limitFromContext(r dbsqlc.AdmissionContextRow) limits.Limit {
+	return limits.Limit{
+		ID: r.LimitID, Name: r.LimitName, ScopeType: r.ScopeType, ScopeID: r.ScopeID, Model: r.Model,
+		Feature: r.Feature, Metric: r.Metric, Window: r.WindowKind, Amount: r.Amount, Enforcement: r.Enforcement,
+		Thresholds: r.Thresholds, Inheritance: r.Inheritance, Priority: r.Priority,
+	}
+}
+
+// Run decides batches until ctx ends, with Parallel batches in flight at once; batches
+// that touch the same counters take their locks one after the other, in the same order.
 func (a *Admitter) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for range a.parallel {
+		wg.Go(func() { a.loop(ctx) })
+	}
+	wg.Wait()
+}
+
+func (a *Admitter) loop(ctx context.Context) {
 	var carry []*pendingAdmit
 	for {
 		batch := carry
@@ -182,53 +255,126 @@ func (a *Admitter) decide(ctx context.Context, batch []*pendingAdmit) {
 }
 
 type admitItem struct {
-	p        *pendingAdmit
-	outcome  *admitOutcome
-	subject  Subject
-	request  limits.Request
-	planned  planned
-	estCost  int64
-	replayed *dbsqlc.Run
+	subject Subject
+	request limits.Request
+	planned planned
+	estCost int64
 }
 
+// batchWrites accumulates a batch's rows, column by column, for the multi-row inserts.
+type batchWrites struct {
+	runs dbsqlc.RunsInsertManyParams
+	res  dbsqlc.ReservationsInsertManyParams
+	evs  dbsqlc.EventsInsertManyParams
+	out  dbsqlc.OutboxInsertManyParams
+}
+
+func (w *batchWrites) run(r dbsqlc.Run) {
+	p := &w.runs
+	p.OrgIds, p.Ids, p.ProjectIds = append(p.OrgIds, r.OrgID), append(p.Ids, r.ID), append(p.ProjectIds, r.ProjectID)
+	p.AgentIds, p.ApiKeyIds, p.Models = append(p.AgentIds, r.AgentID), append(p.ApiKeyIds, r.ApiKeyID), append(p.Models, r.Model)
+	p.Features, p.Tags, p.ClientRunIds = append(p.Features, r.Feature), append(p.Tags, r.Tags), append(p.ClientRunIds, deref(r.ClientRunID))
+	p.Statuses, p.EstCostMicros = append(p.Statuses, r.Status), append(p.EstCostMicros, r.EstCostMicros)
+	p.EstInputTokens, p.EstOutputTokens = append(p.EstInputTokens, r.EstInputTokens), append(p.EstOutputTokens, r.EstOutputTokens)
+	p.BlockedBys, p.Warnings = append(p.BlockedBys, jsonOrNull(r.BlockedBy)), append(p.Warnings, jsonOrNull(r.Warnings))
+	p.AdmittedAts, p.LeaseExpiresAts = append(p.AdmittedAts, r.AdmittedAt), append(p.LeaseExpiresAts, deref(r.LeaseExpiresAt))
+}
+
+func jsonOrNull(b json.RawMessage) json.RawMessage {
+	if len(b) == 0 {
+		return json.RawMessage("null")
+	}
+	return b
+}
+
+func (w *batchWrites) reservation(runID string, k counterKey, metric string, amount int64, expires time.Time) {
+	p := &w.res
+	p.RunIds, p.LimitIds, p.WindowStarts = append(p.RunIds, runID), append(p.LimitIds, k.limitID), append(p.WindowStarts, k.window)
+	p.Metrics, p.Amounts, p.ExpiresAts = append(p.Metrics, metric), append(p.Amounts, amount), append(p.ExpiresAts, expires)
+}
+
+func (w *batchWrites) event(e dbsqlc.DomainEvent) {
+	p := &w.evs
+	p.Ids, p.OrgIds, p.OccurredAts = append(p.Ids, e.ID), append(p.OrgIds, e.OrgID), append(p.OccurredAts, e.OccurredAt)
+	p.Domains, p.Types, p.EntityTypes = append(p.Domains, e.Domain), append(p.Types, e.Type), append(p.EntityTypes, e.EntityType)
+	p.EntityIds, p.Relateds, p.CorrelationIds = append(p.EntityIds, e.EntityID), append(p.Relateds, e.Related), append(p.CorrelationIds, e.CorrelationID)
+	p.Summaries, p.Datas, p.ActorKinds = append(p.Summaries, e.Summary), append(p.Datas, e.Data), append(p.ActorKinds, e.ActorKind)
+	p.ActorApiKeyIds, p.ActorUserIds, p.ActorSystems = append(p.ActorApiKeyIds, e.ActorApiKeyID), append(p.ActorUserIds, e.ActorUserID), append(p.ActorSystems, e.ActorSystem)
+}
+
+func (w *batchWrites) outbox(orgID, kind, wfType, wfID string, payload json.RawMessage) {
+	p := &w.out
+	p.OrgIds, p.Kinds, p.WorkflowTypes = append(p.OrgIds, orgID), append(p.Kinds, kind), append(p.WorkflowTypes, wfType)
+	p.WorkflowIds, p.SignalNames, p.Payloads = append(p.WorkflowIds, wfID), append(p.SignalNames, ""), append(p.Payloads, payload)
+}
+
+// decideBatch decides a batch in one transaction of three round trips: BEGIN; create,
+// lock, release and read the counters (one statement); then every write and COMMIT
+// pipelined. Replays of client run ids add one more when the batch has any.
 func (a *Admitter) decideBatch(ctx context.Context, batch []*pendingAdmit) ([]admitOutcome, error) {
 	outcomes := make([]admitOutcome, len(batch))
 	now := a.now().UTC().Truncate(time.Microsecond)
-	tx, err := a.pool.Begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
 	q := dbsqlc.New()
 
-	items, err := a.load(ctx, tx, batch, outcomes, now)
-	if err != nil {
-		return nil, err
-	}
-
-	// Lock every counter the batch touches, in one global order, release their expired
-	// reservations, and read them.
+	// Every counter the batch touches, sorted: the global lock order.
 	keySet := map[counterKey]bool{}
-	for _, it := range items {
-		for _, k := range it.planned.keys {
+	var clientOrgs, clientIDs []string
+	for _, p := range batch {
+		for _, k := range p.item.planned.keys {
 			keySet[k] = true
+		}
+		if p.req.ClientRunID != "" {
+			clientOrgs, clientIDs = append(clientOrgs, p.req.Caller.OrgID), append(clientIDs, p.req.ClientRunID)
 		}
 	}
 	keys := slices.Collect(maps.Keys(keySet))
 	sortKeys(keys)
+
+	conn, err := a.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+		return nil, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			if _, rerr := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+				// A connection in an unknown state must not go back to the pool.
+				_ = conn.Conn().Close(context.WithoutCancel(ctx))
+			}
+		}
+	}()
+
+	// Retries of runs already admitted are answered with the stored run.
+	replayed := make([]bool, len(batch))
+	if len(clientIDs) > 0 {
+		existing, err := q.RunsByClientID(ctx, conn, dbsqlc.RunsByClientIDParams{OrgIds: clientOrgs, ClientRunIds: clientIDs})
+		if err != nil {
+			return nil, err
+		}
+		for i, p := range batch {
+			for _, r := range existing {
+				if r.OrgID != p.req.Caller.OrgID || deref(r.ClientRunID) != p.req.ClientRunID {
+					continue
+				}
+				replayed[i] = true
+				if sameAdmission(r, p) {
+					outcomes[i].res = AdmitResult{Run: r, Replayed: true}
+				} else {
+					outcomes[i].err = ErrClientRunIDReused
+				}
+			}
+		}
+	}
+
+	// Create, lock (in order), release expired reservations of, and read every counter.
 	counters := map[counterKey]*limits.Counter{}
 	if len(keys) > 0 {
 		lids, wins := keyArrays(keys)
-		if err := q.CountersEnsure(ctx, tx, dbsqlc.CountersEnsureParams{LimitIds: lids, WindowStarts: wins}); err != nil {
-			return nil, err
-		}
-		if _, err := q.CountersLock(ctx, tx, dbsqlc.CountersLockParams{LimitIds: lids, WindowStarts: wins}); err != nil {
-			return nil, err
-		}
-		if err := q.ReservationsReleaseExpired(ctx, tx, dbsqlc.ReservationsReleaseExpiredParams{LimitIds: lids, WindowStarts: wins}); err != nil {
-			return nil, err
-		}
-		rows, err := q.CountersGet(ctx, tx, dbsqlc.CountersGetParams{LimitIds: lids, WindowStarts: wins})
+		rows, err := q.CountersAcquire(ctx, conn, dbsqlc.CountersAcquireParams{LimitIds: lids, WindowStarts: wins})
 		if err != nil {
 			return nil, err
 		}
@@ -239,89 +385,82 @@ func (a *Admitter) decideBatch(ctx context.Context, batch []*pendingAdmit) ([]ad
 
 	// Decide in arrival order, each decision seeing the reservations of those before it.
 	reserve := map[counterKey]int64{}
-	var runs []dbsqlc.RunsInsertParams
-	var reservations []dbsqlc.ReservationsInsertParams
-	var evs []dbsqlc.EventsInsertParams
-	var outbox []dbsqlc.OutboxInsertParams
-	for _, it := range items {
-		if it.replayed != nil {
-			it.outcome.res = AdmitResult{Run: *it.replayed, Replayed: true}
+	var w batchWrites
+	for i, p := range batch {
+		if replayed[i] {
 			continue
 		}
-		checks := it.planned.checks
-		for i, k := range it.planned.keys {
+		it := p.item
+		checks := slices.Clone(it.planned.checks)
+		for j, k := range it.planned.keys {
 			c := counters[k]
 			if c == nil {
-				return nil, fmt.Errorf("counter %s@%s missing after ensure", k.limitID, k.window)
+				return nil, fmt.Errorf("counter %s@%s missing after acquire", k.limitID, k.window)
 			}
-			checks[i].Used, checks[i].Reserved = c.Used, c.Reserved
+			checks[j].Used, checks[j].Reserved = c.Used, c.Reserved
 		}
 		d := limits.Decide(checks)
-		r := it.p.req
+		r := p.req
 		lease := r.Lease
 		if lease <= 0 {
 			lease = a.lease
 		}
 		expires := now.Add(lease)
 		tags, _ := json.Marshal(nonNilTags(r.Tags))
-		row := dbsqlc.RunsInsertParams{
+		run := dbsqlc.Run{
 			OrgID: it.subject.OrgID, ID: ids.New(ids.Run), ProjectID: it.subject.ProjectID, AgentID: it.subject.AgentID,
 			ApiKeyID: it.subject.APIKeyID, Model: r.Model, Feature: r.Feature, Tags: tags,
 			EstCostMicros: it.estCost, EstInputTokens: r.Estimate.InputTokens, EstOutputTokens: r.Estimate.OutputTokens,
 			AdmittedAt: now,
 		}
 		if len(d.Warnings) > 0 {
-			row.Warnings, _ = json.Marshal(Records(d.Warnings))
+			run.Warnings, _ = json.Marshal(Records(d.Warnings))
 		}
-		ev := dbsqlc.EventsInsertParams{
-			ID: ids.New(ids.Event), OrgID: row.OrgID, OccurredAt: now, Domain: events.DomainRuns,
-			EntityType: "run", EntityID: row.ID, CorrelationID: row.ID,
+		ev := dbsqlc.DomainEvent{
+			ID: ids.New(ids.Event), OrgID: run.OrgID, OccurredAt: now, Domain: events.DomainRuns,
+			EntityType: "run", EntityID: run.ID, CorrelationID: run.ID,
 			ActorKind: actor.KindAPIKey, ActorApiKeyID: r.Caller.APIKeyID, ActorUserID: r.Caller.UserID,
 		}
-		ev.Related, _ = json.Marshal([]events.Ref{{Type: "agent", ID: row.AgentID}, {Type: "project", ID: row.ProjectID}, {Type: "api_key", ID: row.ApiKeyID}})
+		related := []events.Ref{{Type: "agent", ID: run.AgentID}, {Type: "project", ID: run.ProjectID}, {Type: "api_key", ID: run.ApiKeyID}}
 		if d.Admitted() {
-			row.Status = "admitted"
-			row.LeaseExpiresAt = &expires
+			run.Status = "admitted"
+			run.LeaseExpiresAt = &expires
 			if r.ClientRunID != "" {
-				row.ClientRunID = &r.ClientRunID
+				run.ClientRunID = &r.ClientRunID
 			}
-			for i, k := range it.planned.keys {
-				amt := checks[i].Requested
+			for j, k := range it.planned.keys {
+				amt := checks[j].Requested
 				counters[k].Reserved += amt
 				reserve[k] += amt
-				reservations = append(reservations, dbsqlc.ReservationsInsertParams{
-					RunID: row.ID, LimitID: k.limitID, WindowStart: k.window, Metric: checks[i].Limit.Metric,
-					Amount: amt, ExpiresAt: expires,
-				})
+				w.reservation(run.ID, k, checks[j].Limit.Metric, amt, expires)
 			}
 			ev.Type = "run_admitted"
-			ev.Summary = fmt.Sprintf("Run admitted for agent %s (%s)", row.AgentID, describe(row.Model, row.Feature))
-			ev.Data, _ = json.Marshal(map[string]any{"model": row.Model, "feature": row.Feature, "estimate_cost_micros": it.estCost,
+			ev.Summary = fmt.Sprintf("Run admitted for agent %s (%s)", run.AgentID, describe(run.Model, run.Feature))
+			ev.Data, _ = json.Marshal(map[string]any{"model": run.Model, "feature": run.Feature, "estimate_cost_micros": it.estCost,
 				"lease_expires_at": expires, "limits_checked": len(checks), "warnings": Records(d.Warnings)})
 			payload, _ := json.Marshal(lifecycle.RunInput{
-				OrgID: row.OrgID, RunID: row.ID, ProjectID: row.ProjectID, AgentID: row.AgentID, APIKeyID: row.ApiKeyID,
+				OrgID: run.OrgID, RunID: run.ID, ProjectID: run.ProjectID, AgentID: run.AgentID, APIKeyID: run.ApiKeyID,
 				LeaseExpiresAt: expires,
 			})
-			outbox = append(outbox, dbsqlc.OutboxInsertParams{
-				OrgID: row.OrgID, Kind: "start", WorkflowType: lifecycle.RunWorkflowType,
-				WorkflowID: lifecycle.RunWorkflowID(row.ID), Payload: payload,
-			})
+			w.outbox(run.OrgID, "start", lifecycle.RunWorkflowType, lifecycle.RunWorkflowID(run.ID), payload)
 		} else {
-			row.Status = "blocked"
-			row.BlockedBy, _ = json.Marshal(Records(blockingFirst(d)))
-			ev.Type = "run_blocked"
+			run.Status = "blocked"
+			run.BlockedBy, _ = json.Marshal(Records(blockingFirst(d)))
 			b := d.Blocking
+			ev.Type = "run_blocked"
 			ev.Summary = fmt.Sprintf("Run blocked for agent %s: %s limit %s (%s %s) has %d of %d left, run asked %d",
-				row.AgentID, b.Limit.ScopeType, b.Limit.ID, b.Limit.Window, b.Limit.Metric, b.Remaining(), b.Limit.Amount, b.Requested)
-			ev.Related, _ = json.Marshal([]events.Ref{{Type: "agent", ID: row.AgentID}, {Type: "project", ID: row.ProjectID},
-				{Type: "api_key", ID: row.ApiKeyID}, {Type: "limit", ID: b.Limit.ID}})
-			ev.Data, _ = json.Marshal(map[string]any{"model": row.Model, "feature": row.Feature, "blocking": Record(*b)})
+				run.AgentID, b.Limit.ScopeType, b.Limit.ID, b.Limit.Window, b.Limit.Metric, b.Remaining(), b.Limit.Amount, b.Requested)
+			related = append(related, events.Ref{Type: "limit", ID: b.Limit.ID})
+			ev.Data, _ = json.Marshal(map[string]any{"model": run.Model, "feature": run.Feature, "blocking": Record(*b)})
 		}
-		runs = append(runs, row)
-		evs = append(evs, ev)
-		it.outcome.res = AdmitResult{Run: runFromInsert(row), Decision: d}
+		ev.Related, _ = json.Marshal(related)
+		w.run(run)
+		w.event(ev)
+		outcomes[i].res = AdmitResult{Run: run, Decision: d}
 	}
 
+	// Write everything and commit: one round trip.
+	var pipe db.Pipeline
 	if len(reserve) > 0 {
 		rk := slices.Collect(maps.Keys(reserve))
 		sortKeys(rk)
@@ -330,141 +469,35 @@ func (a *Admitter) decideBatch(ctx context.Context, batch []*pendingAdmit) ([]ad
 		for i, k := range rk {
 			amts[i] = reserve[k]
 		}
-		if err := q.CountersReserve(ctx, tx, dbsqlc.CountersReserveParams{LimitIds: lids, WindowStarts: wins, Amounts: amts}); err != nil {
-			return nil, err
-		}
+		_ = q.CountersReserve(ctx, &pipe, dbsqlc.CountersReserveParams{LimitIds: lids, WindowStarts: wins, Amounts: amts})
 	}
-	if len(runs) > 0 {
-		if _, err := q.RunsInsert(ctx, tx, runs); err != nil {
-			return nil, err
-		}
-		if _, err := q.EventsInsert(ctx, tx, evs); err != nil {
-			return nil, err
-		}
+	if len(w.runs.Ids) > 0 {
+		_ = q.RunsInsertMany(ctx, &pipe, w.runs)
+		_ = q.EventsInsertMany(ctx, &pipe, w.evs)
 	}
-	if len(reservations) > 0 {
-		if _, err := q.ReservationsInsert(ctx, tx, reservations); err != nil {
-			return nil, err
-		}
+	if len(w.res.RunIds) > 0 {
+		_ = q.ReservationsInsertMany(ctx, &pipe, w.res)
 	}
-	if len(outbox) > 0 {
-		if _, err := q.OutboxInsert(ctx, tx, outbox); err != nil {
-			return nil, err
-		}
+	if len(w.out.OrgIds) > 0 {
+		_ = q.OutboxInsertMany(ctx, &pipe, w.out)
 	}
-	if err := tx.Commit(ctx); err != nil {
+	_, _ = pipe.Exec(ctx, "COMMIT")
+	if err := pipe.Send(ctx, conn); err != nil {
 		return nil, err
 	}
+	committed = true
 	if a.afterCommit != nil {
 		a.afterCommit()
 	}
-	if a.committed != nil && len(outbox) > 0 {
+	if a.committed != nil && len(w.out.OrgIds) > 0 {
 		a.committed()
 	}
 	return outcomes, nil
 }
 
-// load reads what the batch's decisions need: agents, replays, limits and prices. Requests
-// that fail here (unknown agent, key bound elsewhere, reused client run id) get their
-// error and drop out of the batch.
-func (a *Admitter) load(ctx context.Context, tx pgx.Tx, batch []*pendingAdmit, outcomes []admitOutcome, now time.Time) ([]*admitItem, error) {
-	q := dbsqlc.New()
-	agentIDs := make([]string, 0, len(batch))
-	for _, p := range batch {
-		agentIDs = append(agentIDs, p.req.AgentID)
-	}
-	agents, err := q.AgentsForAdmission(ctx, tx, agentIDs)
-	if err != nil {
-		return nil, err
-	}
-	byID := map[string]dbsqlc.AgentsForAdmissionRow{}
-	for _, ag := range agents {
-		byID[ag.ID] = ag
-	}
-	var items []*admitItem
-	var orgs, projects, agentsOf, keysOf, clientOrgs, clientIDs []string
-	models := map[string]bool{}
-	for i, p := range batch {
-		ag, ok := byID[p.req.AgentID]
-		if !ok || ag.OrgID != p.req.Caller.OrgID {
-			outcomes[i].err = ErrAgentNotFound
-			continue
-		}
-		if !p.req.Caller.MayActForAgent(ag.ProjectID, ag.ID) {
-			outcomes[i].err = ErrNotPermitted
-			continue
-		}
-		it := &admitItem{p: p, outcome: &outcomes[i], subject: Subject{
-			Subject: limits.Subject{OrgID: ag.OrgID, ProjectID: ag.ProjectID, AgentID: ag.ID,
-				APIKeyID: p.req.Caller.APIKeyID, Model: p.req.Model, Feature: p.req.Feature},
-			TimeZone: ag.TimeZone,
-		}}
-		items = append(items, it)
-		orgs, projects, agentsOf, keysOf = append(orgs, ag.OrgID), append(projects, ag.ProjectID), append(agentsOf, ag.ID), append(keysOf, p.req.Caller.APIKeyID)
-		if p.req.ClientRunID != "" {
-			clientOrgs, clientIDs = append(clientOrgs, ag.OrgID), append(clientIDs, p.req.ClientRunID)
-		}
-		if p.req.Estimate.CostMicros == 0 && p.req.Model != "" {
-			models[p.req.Model] = true
-		}
-	}
-	if len(items) == 0 {
-		return nil, nil
-	}
-	if len(clientIDs) > 0 {
-		existing, err := q.RunsByClientID(ctx, tx, dbsqlc.RunsByClientIDParams{OrgIds: clientOrgs, ClientRunIds: clientIDs})
-		if err != nil {
-			return nil, err
-		}
-		for _, it := range items {
-			for _, r := range existing {
-				if r.ClientRunID != nil && *r.ClientRunID == it.p.req.ClientRunID && r.OrgID == it.subject.OrgID {
-					if !sameAdmission(r, it) {
-						it.outcome.err = ErrClientRunIDReused
-					} else {
-						run := r
-						it.replayed = &run
-					}
-				}
-			}
-		}
-	}
-	cands, err := q.LimitsForSubjects(ctx, tx, dbsqlc.LimitsForSubjectsParams{OrgIds: orgs, ProjectIds: projects, AgentIds: agentsOf, ApiKeyIds: keysOf})
-	if err != nil {
-		return nil, err
-	}
-	candidates := make([]limits.Limit, 0, len(cands))
-	for _, c := range cands {
-		candidates = append(candidates, FromRow(c))
-	}
-	var prices map[string]map[string]pricing.Price
-	if len(models) > 0 {
-		if prices, err = pricesOf(ctx, tx, orgs, slices.Collect(maps.Keys(models))); err != nil {
-			return nil, err
-		}
-	}
-	kept := items[:0]
-	for _, it := range items {
-		if it.outcome.err != nil {
-			continue
-		}
-		if it.replayed == nil {
-			e := it.p.req.Estimate
-			it.estCost = estimateCost(e, it.p.req.Model, prices[it.subject.OrgID])
-			it.request = limits.Request{CostMicros: it.estCost, Tokens: e.InputTokens + e.OutputTokens}
-			var err error
-			if it.planned, _, err = plan(it.subject, candidates, it.request, now); err != nil {
-				return nil, err
-			}
-		}
-		kept = append(kept, it)
-	}
-	return kept, nil
-}
-
-// sameAdmission reports whether a stored run was admitted for the same request as it.
-func sameAdmission(r dbsqlc.Run, it *admitItem) bool {
-	req := it.p.req
+// sameAdmission reports whether a stored run was admitted for the same request as p.
+func sameAdmission(r dbsqlc.Run, p *pendingAdmit) bool {
+	req := p.req
 	return r.AgentID == req.AgentID && r.Model == req.Model && r.Feature == req.Feature &&
 		r.ApiKeyID == req.Caller.APIKeyID && r.EstInputTokens == req.Estimate.InputTokens &&
 		r.EstOutputTokens == req.Estimate.OutputTokens &&
@@ -498,15 +531,6 @@ func describe(model, feature string) string {
 		return feature
 	}
 	return "no model given"
-}
-
-func runFromInsert(r dbsqlc.RunsInsertParams) dbsqlc.Run {
-	return dbsqlc.Run{
-		OrgID: r.OrgID, ID: r.ID, ProjectID: r.ProjectID, AgentID: r.AgentID, ApiKeyID: r.ApiKeyID, Model: r.Model,
-		Feature: r.Feature, Tags: r.Tags, ClientRunID: r.ClientRunID, Status: r.Status, EstCostMicros: r.EstCostMicros,
-		EstInputTokens: r.EstInputTokens, EstOutputTokens: r.EstOutputTokens, BlockedBy: r.BlockedBy,
-		Warnings: r.Warnings, AdmittedAt: r.AdmittedAt, LeaseExpiresAt: r.LeaseExpiresAt,
-	}
 }
 
 // IsBlocked reports whether an admission was refused.

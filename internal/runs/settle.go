@@ -278,7 +278,7 @@ func Settle(ctx context.Context, pool *pgxpool.Pool, runID, by string) (Settleme
 		}
 		if _, err := events.Emit(ctx, tx, events.Event{
 			OrgID: run.OrgID, Domain: events.DomainRuns, Type: evType, Entity: events.Ref{Type: "run", ID: run.ID},
-			Related: []events.Ref{{Type: "agent", ID: run.AgentID}, {Type: "project", ID: run.ProjectID}, {Type: "api_key", ID: run.ApiKeyID}},
+			Related:       []events.Ref{{Type: "agent", ID: run.AgentID}, {Type: "project", ID: run.ProjectID}, {Type: "api_key", ID: run.ApiKeyID}},
 			CorrelationID: run.ID, Summary: summary, Actor: actor.System(by),
 			Data: map[string]any{"status": status, "cost_micros": cost, "input_tokens": in, "output_tokens": outTok,
 				"latency_ms": deref(run.LatencyMs), "error_code": run.ErrorCode, "error_message": run.ErrorMessage,

@@ -183,10 +183,19 @@ func FreshDB(t testing.TB) (*pgxpool.Pool, string) {
 	return pool, url
 }
 
+var atExit []func()
+
+// AtExit registers fn to run after the package's tests, before its database is dropped
+// (to stop servers and workers that use it).
+func AtExit(fn func()) { atExit = append(atExit, fn) }
+
 // Main runs a package's tests and then drops its database and stops what it started.
 // Use it from TestMain: func TestMain(m *testing.M) { testenv.Main(m) }.
 func Main(m *testing.M) {
 	code := m.Run()
+	for i := len(atExit) - 1; i >= 0; i-- {
+		atExit[i]()
+	}
 	if shared.pool != nil {
 		shared.pool.Close()
 	}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/pprof"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/spf13/cobra"
+
+	"github.com/governor-hq/governor/db"
+	"github.com/governor-hq/governor/internal/bench"
+	"github.com/governor-hq/governor/internal/devstack"
+)
+
+func benchCmd() *cobra.Command {
+	var o bench.Options
+	var e2eClients []int
+	var e2eDuration time.Duration
+	var skipE2E bool
+	var cpuProfile string
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure admission against a bare guarded UPDATE on the same PostgreSQL, and runs/s through the whole lifecycle",
+		Long: `bench creates a scratch database (governor_bench, dropped and recreated) on the server
+that dev would use (DATABASE_URL, else 127.0.0.1:5432, else a private cluster), and prints:
+
+  - admissions per second and p50/p99 latency at each concurrency, for one hot budget and
+    spread over many agents, each beside the baseline measured just before it: a bare
+    guarded UPDATE ... WHERE used + x <= limit at the same concurrency;
+  - end-to-end runs per second through admit → complete → settled, on a Temporal dev
+    server (TEMPORAL_ADDRESS, else one started in memory).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
+			o.Out = cmd.OutOrStdout()
+			o.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			pg, err := devstack.EnsurePostgres(ctx, devstack.PostgresOptions{URL: cfg.DatabaseURL, Database: "postgres", DataDir: cfg.DataDir + "/postgres",
+				Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...) }})
+			if err != nil {
+				return err
+			}
+			defer pg.Stop(context.Background()) //nolint:errcheck
+			url, err := scratchDatabase(ctx, pg.AdminURL, "governor_bench")
+			if err != nil {
+				return err
+			}
+			pool, err := db.Open(ctx, url)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			if _, err := db.MigrateUp(ctx, pool); err != nil {
+				return err
+			}
+			var version string
+			_ = pool.QueryRow(ctx, "SHOW server_version").Scan(&version)
+			fmt.Fprintf(o.Out, "PostgreSQL %s, %d-second points, GOMAXPROCS %d\n", version, int(o.Duration.Seconds()), runtimeProcs())
+			if _, err := bench.Admission(ctx, pool, o); err != nil {
+				return err
+			}
+			if skipE2E {
+				return nil
+			}
+			tmp, err := devstack.EnsureTemporal(ctx, devstack.TemporalOptions{Address: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
+				Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...) }})
+			if err != nil {
+				return err
+			}
+			defer tmp.Stop(context.Background()) //nolint:errcheck
+			cfg.TemporalAddress = tmp.Address
+			return bench.Lifecycle(ctx, pool, bench.LifecycleOptions{
+				TemporalAddress: tmp.Address, Namespace: cfg.TemporalNamespace, Clients: e2eClients, Duration: e2eDuration,
+				Out: o.Out, Log: o.Log, InMemory: tmp.Started,
+			})
+		},
+	}
+	cmd.Flags().DurationVar(&o.Duration, "duration", 5*time.Second, "length of each measured point")
+	cmd.Flags().IntSliceVar(&o.Concurrency, "clients", []int{1, 16, 64}, "concurrent clients per point")
+	cmd.Flags().IntVar(&o.Agents, "agents", 1000, "agents (each with its own budget) in the spread scenario")
+	cmd.Flags().IntSliceVar(&e2eClients, "e2e-clients", []int{1, 16}, "concurrent clients of the end-to-end lifecycle points")
+	cmd.Flags().DurationVar(&e2eDuration, "e2e-duration", 10*time.Second, "length of each end-to-end point")
+	cmd.Flags().BoolVar(&skipE2E, "skip-e2e", false, "only the admission benchmark")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file")
+	return cmd
+}
+
+// scratchDatabase drops and recreates a database and returns its URL.
+func scratchDatabase(ctx context.Context, adminURL, name string) (string, error) {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		return "", err
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", err
+	}
+	cfg := conn.Config()
+	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name), nil
+}

@@ -1,0 +1,106 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/governor-hq/governor/api"
+	"github.com/governor-hq/governor/db"
+	"github.com/governor-hq/governor/internal/testenv"
+)
+
+// A second API server runs as a separate OS process: the test binary re-executed with
+// these variables set, sharing nothing with the test process but the database.
+const (
+	childAPIEnv      = "GOVERNOR_E2E_CHILD_API_DB"
+	childFaultEnv    = "GOVERNOR_E2E_CHILD_EXIT_AFTER_ADMIT"
+	childReadyPrefix = "CHILD_API_LISTENING "
+)
+
+func runChildAPI() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	pool, err := db.Open(ctx, os.Getenv(childAPIEnv))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child api:", err)
+		os.Exit(2)
+	}
+	opts := api.Options{IdempotencyTTL: time.Hour, RunLease: time.Minute}
+	if os.Getenv(childFaultEnv) != "" {
+		// Fault injection: die after the admission commits, before anything starts its
+		// workflow, as a process killed at the worst moment would.
+		opts.AfterAdmitCommit = func() { os.Exit(3) }
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		os.Exit(2)
+	}
+	fmt.Println(childReadyPrefix + ln.Addr().String())
+	if err := api.New(pool, logger(), opts).Serve(ctx, ln, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "child api:", err)
+		os.Exit(2)
+	}
+}
+
+// child is an API server in another process.
+type child struct {
+	baseURL string
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when the process has exited
+	err     error         // how it exited, once exited is closed
+}
+
+// startChildAPI starts an API server process on the package's database. It has no
+// Temporal client: the workflows of its admissions are started by this process's worker,
+// from the outbox.
+func startChildAPI(t *testing.T, faultExitAfterAdmit bool) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childAPIEnv+"="+testenv.DBURL(t))
+	if faultExitAfterAdmit {
+		cmd.Env = append(cmd.Env, childFaultEnv+"=1")
+	}
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	c := &child{cmd: cmd, exited: make(chan struct{})}
+	lines := bufio.NewScanner(out)
+	require.True(t, lines.Scan(), "child API printed nothing")
+	addr, ok := strings.CutPrefix(lines.Text(), childReadyPrefix)
+	require.True(t, ok, lines.Text())
+	c.baseURL = "http://" + addr
+	go func() {
+		for lines.Scan() {
+		}
+		c.err = cmd.Wait()
+		close(c.exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-c.exited:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	})
+	return c
+}
+
+// clientsAt returns clients of another server.
+func (s *stack) clientsAt(baseURL, secret string) clients {
+	other := *s
+	other.baseURL = baseURL
+	return other.clientsFor(secret)
+}
