@@ -39,10 +39,6 @@ func failedPrecondition(format string, args ...any) error {
 	return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(format, args...))
 }
 
-func alreadyExists(format string, args ...any) error {
-	return connect.NewError(connect.CodeAlreadyExists, fmt.Errorf(format, args...))
-}
-
 func permissionDenied(format string, args ...any) error {
 	return connect.NewError(connect.CodePermissionDenied, fmt.Errorf(format, args...))
 }

@@ -172,9 +172,7 @@ func Resolve(candidates []Limit, s Subject) ([]Limit, []Resolution) {
 				}
 			}
 		}
-		for _, l := range set {
-			effective = append(effective, l)
-		}
+		effective = append(effective, set...)
 		for _, l := range ls {
 			resolutions = append(resolutions, Resolution{Limit: l, Effective: slices.ContainsFunc(set, func(e Limit) bool { return e.ID == l.ID }), Reason: reason[l.ID]})
 		}
