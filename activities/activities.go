@@ -16,13 +16,20 @@ import (
 
 // Activities are the workflows' access to the database.
 type Activities struct {
-	pool *pgxpool.Pool
-	log  *slog.Logger
+	pool    *pgxpool.Pool
+	log     *slog.Logger
+	settler *runs.Settler
+}
+
+// Options are the activities' optional collaborators.
+type Options struct {
+	// SettleHooks run inside each run's settlement transaction.
+	SettleHooks []runs.SettleHook
 }
 
 // New returns the activities, ready to register with a worker.
-func New(pool *pgxpool.Pool, log *slog.Logger) *Activities {
-	return &Activities{pool: pool, log: log}
+func New(pool *pgxpool.Pool, log *slog.Logger, o Options) *Activities {
+	return &Activities{pool: pool, log: log, settler: runs.NewSettler(pool, o.SettleHooks...)}
 }
 
 // actorOf names the workflow an activity works for, for the audit ledger and events.
@@ -45,7 +52,7 @@ type SettleRunResult struct {
 // SettleRun settles a run that was reported or whose lease expired; otherwise it returns
 // the current lease end.
 func (a *Activities) SettleRun(ctx context.Context, runID string) (SettleRunResult, error) {
-	s, err := runs.Settle(ctx, a.pool, runID, actorOf(ctx))
+	s, err := a.settler.Settle(ctx, runID, actorOf(ctx))
 	if err != nil {
 		return SettleRunResult{}, err
 	}

@@ -12,7 +12,9 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/governor-hq/governor/activities"
+	"github.com/governor-hq/governor/internal/incidents"
 	"github.com/governor-hq/governor/internal/outbox"
+	"github.com/governor-hq/governor/internal/runs"
 	"github.com/governor-hq/governor/workflows"
 )
 
@@ -23,6 +25,9 @@ type Deps struct {
 	Log       *slog.Logger
 	TaskQueue string
 	Namespace string
+	// SettleHooks run inside each run's settlement transaction (incidents for failed
+	// runs, limit-threshold alerts).
+	SettleHooks []runs.SettleHook
 }
 
 // Run registers Governor's search attributes (if missing), workflows and activities, and
@@ -33,7 +38,9 @@ func Run(ctx context.Context, d Deps) error {
 	}
 	w := worker.New(d.Client, d.TaskQueue, worker.Options{})
 	workflows.Register(w)
-	w.RegisterActivity(activities.New(d.Pool, d.Log))
+	// What a run's settlement sets off, in the settlement's own transaction.
+	hooks := append([]runs.SettleHook{incidents.OnRunSettled}, d.SettleHooks...)
+	w.RegisterActivity(activities.New(d.Pool, d.Log, activities.Options{SettleHooks: hooks}))
 	if err := w.Start(); err != nil {
 		return err
 	}

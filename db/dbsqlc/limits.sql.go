@@ -161,11 +161,12 @@ func (q *Queries) CountersReserve(ctx context.Context, db DBTX, arg CountersRese
 	return err
 }
 
-const countersSettle = `-- name: CountersSettle :exec
+const countersSettle = `-- name: CountersSettle :many
 UPDATE limit_counters c
 SET reserved = c.reserved - d.release, used = c.used + d.used
 FROM (SELECT limit_id, window_start, release, used FROM (SELECT unnest($1::text[]) AS limit_id, unnest($2::timestamptz[]) AS window_start, unnest($3::bigint[]) AS release, unnest($4::bigint[]) AS used) AS x) d
 WHERE c.limit_id = d.limit_id AND c.window_start = d.window_start
+RETURNING c.limit_id, c.window_start, c.used
 `
 
 type CountersSettleParams struct {
@@ -175,15 +176,37 @@ type CountersSettleParams struct {
 	Useds        []int64
 }
 
+type CountersSettleRow struct {
+	LimitID     string
+	WindowStart time.Time
+	Used        int64
+}
+
 // Moves settled amounts: releases what is still reserved and adds what was used.
-func (q *Queries) CountersSettle(ctx context.Context, db DBTX, arg CountersSettleParams) error {
-	_, err := db.Exec(ctx, countersSettle,
+// Returns each counter's usage after the change.
+func (q *Queries) CountersSettle(ctx context.Context, db DBTX, arg CountersSettleParams) ([]CountersSettleRow, error) {
+	rows, err := db.Query(ctx, countersSettle,
 		arg.LimitIds,
 		arg.WindowStarts,
 		arg.Releases,
 		arg.Useds,
 	)
-	return err
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []CountersSettleRow{}
+	for rows.Next() {
+		var i CountersSettleRow
+		if err := rows.Scan(&i.LimitID, &i.WindowStart, &i.Used); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const limitCreate = `-- name: LimitCreate :one

@@ -112,6 +112,7 @@ type CostRecord struct {
 	OutputTokens int64
 	RunStatus    string
 	RecordedAt   time.Time
+	IncidentID   *string
 }
 
 type DomainEvent struct {
@@ -141,6 +142,59 @@ type IdempotencyRecord struct {
 	Response    []byte
 	CreatedAt   time.Time
 	ExpiresAt   time.Time
+}
+
+type Incident struct {
+	OrgID          string
+	ID             string
+	Fingerprint    string
+	Category       string
+	Severity       string
+	Status         string
+	Title          string
+	ProjectID      *string
+	AgentID        *string
+	Model          string
+	Feature        string
+	ErrorCode      string
+	ErrorSignature string
+	Occurrences    int32
+	RunsAffected   int32
+	CostMicros     int64
+	SourceType     string
+	SourceID       string
+	SourceRunID    *string
+	FirstSeenAt    time.Time
+	LastSeenAt     time.Time
+	AcknowledgedAt *time.Time
+	AcknowledgedBy string
+	ResolvedAt     *time.Time
+	ResolvedBy     string
+	ResolutionNote string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+type IncidentRun struct {
+	IncidentID string
+	RunID      string
+	CostMicros int64
+	AttachedAt time.Time
+}
+
+type IncidentSetting struct {
+	OrgID                      string
+	HighOccurrences            int32
+	CriticalOccurrences        int32
+	OccurrenceWindowMinutes    int32
+	HighCostMicros             int64
+	CriticalCostMicros         int64
+	HighErrorCodes             []string
+	CriticalErrorCodes         []string
+	ProposalRemindAfterMinutes int32
+	ProposalExpireAfterMinutes int32
+	ProposalRequiredApprovals  int32
+	UpdatedAt                  time.Time
 }
 
 type Limit struct {
@@ -187,6 +241,59 @@ type Organization struct {
 	UpdatedAt time.Time
 }
 
+type PolicyProposal struct {
+	OrgID             string
+	ID                string
+	IncidentID        string
+	Status            string
+	Title             string
+	Rationale         string
+	Rule              json.RawMessage
+	RequiredApprovals int32
+	Decisions         json.RawMessage
+	PolicyRuleID      *string
+	RemindAt          time.Time
+	RemindedAt        *time.Time
+	ExpiresAt         time.Time
+	DecidedAt         *time.Time
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+}
+
+type PolicyRule struct {
+	OrgID            string
+	ID               string
+	Name             string
+	Description      string
+	Status           string
+	Action           string
+	MatchProjectID   string
+	MatchAgentID     string
+	MatchModel       string
+	MatchFeature     string
+	MatchTags        json.RawMessage
+	ErrorSignature   string
+	Fingerprint      string
+	SourceIncidentID *string
+	SourceProposalID *string
+	CreatedBy        string
+	ActivatedAt      time.Time
+	DisabledAt       *time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
+type PreventionRecord struct {
+	OrgID               string
+	ID                  string
+	RuleID              string
+	RunID               string
+	IncidentID          *string
+	AgentID             string
+	EstimatedCostMicros int64
+	CreatedAt           time.Time
+}
+
 type Project struct {
 	OrgID       string
 	ID          string
@@ -224,6 +331,7 @@ type Run struct {
 	LeaseExpiresAt     *time.Time
 	ReportedAt         *time.Time
 	SettledAt          *time.Time
+	BlockedByRule      *string
 }
 
 type RunReservation struct {
@@ -254,6 +362,7 @@ type WorkflowOutbox struct {
 	WorkflowType string
 	WorkflowID   string
 	SignalName   string
+	SignalArg    string
 	Payload      json.RawMessage
 	CreatedAt    time.Time
 	ClaimedUntil time.Time

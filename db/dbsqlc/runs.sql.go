@@ -141,7 +141,7 @@ func (q *Queries) AgentsForAdmission(ctx context.Context, db DBTX, agentIds []st
 }
 
 const costRecordForRun = `-- name: CostRecordForRun :one
-SELECT org_id, id, run_id, project_id, agent_id, api_key_id, model, feature, cost_micros, input_tokens, output_tokens, run_status, recorded_at FROM cost_records WHERE org_id = $1 AND run_id = $2
+SELECT org_id, id, run_id, project_id, agent_id, api_key_id, model, feature, cost_micros, input_tokens, output_tokens, run_status, recorded_at, incident_id FROM cost_records WHERE org_id = $1 AND run_id = $2
 `
 
 type CostRecordForRunParams struct {
@@ -166,6 +166,7 @@ func (q *Queries) CostRecordForRun(ctx context.Context, db DBTX, arg CostRecordF
 		&i.OutputTokens,
 		&i.RunStatus,
 		&i.RecordedAt,
+		&i.IncidentID,
 	)
 	return i, err
 }
@@ -176,7 +177,7 @@ INSERT INTO cost_records (org_id, id, run_id, project_id, agent_id, api_key_id, 
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
         $9, $10, $11, $12)
 ON CONFLICT (run_id) DO NOTHING
-RETURNING org_id, id, run_id, project_id, agent_id, api_key_id, model, feature, cost_micros, input_tokens, output_tokens, run_status, recorded_at
+RETURNING org_id, id, run_id, project_id, agent_id, api_key_id, model, feature, cost_micros, input_tokens, output_tokens, run_status, recorded_at, incident_id
 `
 
 type CostRecordInsertParams struct {
@@ -224,12 +225,13 @@ func (q *Queries) CostRecordInsert(ctx context.Context, db DBTX, arg CostRecordI
 		&i.OutputTokens,
 		&i.RunStatus,
 		&i.RecordedAt,
+		&i.IncidentID,
 	)
 	return i, err
 }
 
 const costRecordList = `-- name: CostRecordList :many
-SELECT org_id, id, run_id, project_id, agent_id, api_key_id, model, feature, cost_micros, input_tokens, output_tokens, run_status, recorded_at FROM cost_records
+SELECT org_id, id, run_id, project_id, agent_id, api_key_id, model, feature, cost_micros, input_tokens, output_tokens, run_status, recorded_at, incident_id FROM cost_records
 WHERE org_id = $1
   AND ($2::text = '' OR agent_id = $2)
   AND ($3::text = '' OR api_key_id = $3)
@@ -292,6 +294,7 @@ func (q *Queries) CostRecordList(ctx context.Context, db DBTX, arg CostRecordLis
 			&i.OutputTokens,
 			&i.RunStatus,
 			&i.RecordedAt,
+			&i.IncidentID,
 		); err != nil {
 			return nil, err
 		}
@@ -410,8 +413,8 @@ func (q *Queries) EventsInsertMany(ctx context.Context, db DBTX, arg EventsInser
 }
 
 const outboxAdd = `-- name: OutboxAdd :exec
-INSERT INTO workflow_outbox (org_id, kind, workflow_type, workflow_id, signal_name, payload)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO workflow_outbox (org_id, kind, workflow_type, workflow_id, signal_name, signal_arg, payload)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 `
 
 type OutboxAddParams struct {
@@ -420,6 +423,7 @@ type OutboxAddParams struct {
 	WorkflowType string
 	WorkflowID   string
 	SignalName   string
+	SignalArg    string
 	Payload      json.RawMessage
 }
 
@@ -430,6 +434,7 @@ func (q *Queries) OutboxAdd(ctx context.Context, db DBTX, arg OutboxAddParams) e
 		arg.WorkflowType,
 		arg.WorkflowID,
 		arg.SignalName,
+		arg.SignalArg,
 		arg.Payload,
 	)
 	return err
@@ -444,7 +449,7 @@ WHERE o.id IN (
     ORDER BY id
     LIMIT $2
     FOR UPDATE SKIP LOCKED)
-RETURNING o.id, o.org_id, o.kind, o.workflow_type, o.workflow_id, o.signal_name, o.payload, o.created_at, o.claimed_until, o.attempts, o.last_error
+RETURNING o.id, o.org_id, o.kind, o.workflow_type, o.workflow_id, o.signal_name, o.signal_arg, o.payload, o.created_at, o.claimed_until, o.attempts, o.last_error
 `
 
 type OutboxClaimParams struct {
@@ -470,6 +475,7 @@ func (q *Queries) OutboxClaim(ctx context.Context, db DBTX, arg OutboxClaimParam
 			&i.WorkflowType,
 			&i.WorkflowID,
 			&i.SignalName,
+			&i.SignalArg,
 			&i.Payload,
 			&i.CreatedAt,
 			&i.ClaimedUntil,
@@ -640,7 +646,7 @@ func (q *Queries) ReservationsReleaseRun(ctx context.Context, db DBTX, runID str
 const runExtendLease = `-- name: RunExtendLease :one
 UPDATE runs SET lease_expires_at = $1
 WHERE id = $2
-RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at
+RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule
 `
 
 type RunExtendLeaseParams struct {
@@ -679,12 +685,13 @@ func (q *Queries) RunExtendLease(ctx context.Context, db DBTX, arg RunExtendLeas
 		&i.LeaseExpiresAt,
 		&i.ReportedAt,
 		&i.SettledAt,
+		&i.BlockedByRule,
 	)
 	return i, err
 }
 
 const runGet = `-- name: RunGet :one
-SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at FROM runs WHERE org_id = $1 AND id = $2
+SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule FROM runs WHERE org_id = $1 AND id = $2
 `
 
 type RunGetParams struct {
@@ -723,12 +730,13 @@ func (q *Queries) RunGet(ctx context.Context, db DBTX, arg RunGetParams) (Run, e
 		&i.LeaseExpiresAt,
 		&i.ReportedAt,
 		&i.SettledAt,
+		&i.BlockedByRule,
 	)
 	return i, err
 }
 
 const runGetForUpdate = `-- name: RunGetForUpdate :one
-SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at FROM runs WHERE id = $1 FOR UPDATE
+SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule FROM runs WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) RunGetForUpdate(ctx context.Context, db DBTX, id string) (Run, error) {
@@ -762,12 +770,13 @@ func (q *Queries) RunGetForUpdate(ctx context.Context, db DBTX, id string) (Run,
 		&i.LeaseExpiresAt,
 		&i.ReportedAt,
 		&i.SettledAt,
+		&i.BlockedByRule,
 	)
 	return i, err
 }
 
 const runList = `-- name: RunList :many
-SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at FROM runs
+SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule FROM runs
 WHERE org_id = $1
   AND (cardinality($2::text[]) = 0 OR status = ANY ($2::text[]))
   AND ($3::text = '' OR agent_id = $3)
@@ -847,6 +856,7 @@ func (q *Queries) RunList(ctx context.Context, db DBTX, arg RunListParams) ([]Ru
 			&i.LeaseExpiresAt,
 			&i.ReportedAt,
 			&i.SettledAt,
+			&i.BlockedByRule,
 		); err != nil {
 			return nil, err
 		}
@@ -865,7 +875,7 @@ SET reported_status = $1, input_tokens = $2,
     latency_ms = $5, error_code = $6, error_message = $7,
     reported_at = now()
 WHERE id = $8 AND reported_at IS NULL
-RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at
+RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule
 `
 
 type RunReportParams struct {
@@ -920,6 +930,7 @@ func (q *Queries) RunReport(ctx context.Context, db DBTX, arg RunReportParams) (
 		&i.LeaseExpiresAt,
 		&i.ReportedAt,
 		&i.SettledAt,
+		&i.BlockedByRule,
 	)
 	return i, err
 }
@@ -929,7 +940,7 @@ UPDATE runs
 SET status = $1, cost_micros = $2, input_tokens = $3,
     output_tokens = $4, settled_at = now()
 WHERE id = $5
-RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at
+RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule
 `
 
 type RunSettleParams struct {
@@ -977,12 +988,13 @@ func (q *Queries) RunSettle(ctx context.Context, db DBTX, arg RunSettleParams) (
 		&i.LeaseExpiresAt,
 		&i.ReportedAt,
 		&i.SettledAt,
+		&i.BlockedByRule,
 	)
 	return i, err
 }
 
 const runsByClientID = `-- name: RunsByClientID :many
-SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at FROM runs
+SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule FROM runs
 WHERE (org_id, client_run_id) IN (
     SELECT unnest($1::text[]), unnest($2::text[]))
 `
@@ -1029,6 +1041,7 @@ func (q *Queries) RunsByClientID(ctx context.Context, db DBTX, arg RunsByClientI
 			&i.LeaseExpiresAt,
 			&i.ReportedAt,
 			&i.SettledAt,
+			&i.BlockedByRule,
 		); err != nil {
 			return nil, err
 		}

@@ -175,6 +175,8 @@ CREATE TABLE workflow_outbox (
     workflow_type text NOT NULL,
     workflow_id   text NOT NULL,
     signal_name   text NOT NULL DEFAULT '',
+    -- The signal's argument (a workflow-specific string, e.g. an incident id).
+    signal_arg    text NOT NULL DEFAULT '',
     payload       jsonb NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now(),
     -- A relay claims rows until this time; a crashed relay's claims lapse.

@@ -84,12 +84,14 @@ UPDATE limit_counters c SET reserved = c.reserved + d.amount
 FROM (SELECT * FROM (SELECT unnest(@limit_ids::text[]) AS limit_id, unnest(@window_starts::timestamptz[]) AS window_start, unnest(@amounts::bigint[]) AS amount) AS x) d
 WHERE c.limit_id = d.limit_id AND c.window_start = d.window_start;
 
--- name: CountersSettle :exec
+-- name: CountersSettle :many
 -- Moves settled amounts: releases what is still reserved and adds what was used.
+-- Returns each counter's usage after the change.
 UPDATE limit_counters c
 SET reserved = c.reserved - d.release, used = c.used + d.used
 FROM (SELECT * FROM (SELECT unnest(@limit_ids::text[]) AS limit_id, unnest(@window_starts::timestamptz[]) AS window_start, unnest(@releases::bigint[]) AS release, unnest(@useds::bigint[]) AS used) AS x) d
-WHERE c.limit_id = d.limit_id AND c.window_start = d.window_start;
+WHERE c.limit_id = d.limit_id AND c.window_start = d.window_start
+RETURNING c.limit_id, c.window_start, c.used;
 
 -- name: ModelPriceList :many
 SELECT * FROM model_prices WHERE org_id = @org_id ORDER BY model;

@@ -80,8 +80,8 @@ SELECT unnest(@org_ids::text[]), unnest(@kinds::text[]), unnest(@workflow_types:
        unnest(@workflow_ids::text[]), unnest(@signal_names::text[]), unnest(@payloads::jsonb[]);
 
 -- name: OutboxAdd :exec
-INSERT INTO workflow_outbox (org_id, kind, workflow_type, workflow_id, signal_name, payload)
-VALUES (@org_id, @kind, @workflow_type, @workflow_id, @signal_name, @payload);
+INSERT INTO workflow_outbox (org_id, kind, workflow_type, workflow_id, signal_name, signal_arg, payload)
+VALUES (@org_id, @kind, @workflow_type, @workflow_id, @signal_name, @signal_arg, @payload);
 
 -- name: OutboxClaim :many
 -- Claims up to @max ready rows for @claim_seconds; rows a crashed relay claimed become

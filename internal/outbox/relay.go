@@ -124,7 +124,11 @@ func (r *Relay) deliver(ctx context.Context, row dbsqlc.WorkflowOutbox) error {
 	case "signal_with_start":
 		// A finished workflow is started anew to handle the signal (a late report).
 		opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
-		_, err = r.temporal.SignalWithStartWorkflow(ctx, row.WorkflowID, row.SignalName, nil, opts, row.WorkflowType, start.Input)
+		var arg any
+		if row.SignalArg != "" {
+			arg = row.SignalArg
+		}
+		_, err = r.temporal.SignalWithStartWorkflow(ctx, row.WorkflowID, row.SignalName, arg, opts, row.WorkflowType, start.Input)
 		return err
 	}
 	return errors.New("unknown outbox row kind " + row.Kind)

@@ -144,6 +144,31 @@ func deref[T any](p *T) T {
 	return *p
 }
 
+// Charge is what a settlement added to one limit counter.
+type Charge struct {
+	LimitID     string
+	WindowStart time.Time
+	Metric      string
+	UsedBefore  int64
+	UsedAfter   int64
+}
+
+// SettleHook runs inside the transaction that settles a run, after the run is settled:
+// what it writes commits with the settlement or not at all. Incidents for failed runs and
+// limit-threshold alerts hook in here.
+type SettleHook func(ctx context.Context, tx pgx.Tx, s Settlement) error
+
+// Settler settles runs and runs its hooks.
+type Settler struct {
+	pool  *pgxpool.Pool
+	hooks []SettleHook
+}
+
+// NewSettler returns a settler with the given hooks.
+func NewSettler(pool *pgxpool.Pool, hooks ...SettleHook) *Settler {
+	return &Settler{pool: pool, hooks: hooks}
+}
+
 // Settlement is what Settle did.
 type Settlement struct {
 	// Settled is false while the run is still running (not reported, lease not expired).
@@ -156,15 +181,21 @@ type Settlement struct {
 	Changed bool
 	// The run as it stands.
 	Run dbsqlc.Run
+	// LateReport is true when a run already settled as expired was reported afterwards.
+	LateReport bool
+	// Charges are the counters this settlement changed (set when Changed).
+	Charges []Charge
+	// By is the actor that settled the run.
+	By string
 }
 
 // Settle settles a run if it can be: a reported run is charged its actual usage and its
 // reservations released; a run whose lease expired unreported is released and marked
 // expired; a run still within its lease is left alone. It is idempotent, and safe to call
 // from any number of workflow attempts. `by` names the actor (the workflow).
-func Settle(ctx context.Context, pool *pgxpool.Pool, runID, by string) (Settlement, error) {
+func (st *Settler) Settle(ctx context.Context, runID, by string) (Settlement, error) {
 	var out Settlement
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
 		q := dbsqlc.New()
 		run, err := q.RunGetForUpdate(ctx, tx, runID)
 		if err != nil {
@@ -212,6 +243,7 @@ func Settle(ctx context.Context, pool *pgxpool.Pool, runID, by string) (Settleme
 		if err != nil {
 			return err
 		}
+		var charges []Charge
 		if len(res) > 0 {
 			keys := make([]counterKey, len(res))
 			for i, r := range res {
@@ -249,8 +281,17 @@ func Settle(ctx context.Context, pool *pgxpool.Pool, runID, by string) (Settleme
 			if err := q.ReservationsReleaseRun(ctx, tx, run.ID); err != nil {
 				return err
 			}
-			if err := q.CountersSettle(ctx, tx, dbsqlc.CountersSettleParams{LimitIds: lids, WindowStarts: wins, Releases: releases, Useds: useds}); err != nil {
+			after, err := q.CountersSettle(ctx, tx, dbsqlc.CountersSettleParams{LimitIds: lids, WindowStarts: wins, Releases: releases, Useds: useds})
+			if err != nil {
 				return err
+			}
+			for _, a := range after {
+				for i, r := range res {
+					if r.LimitID == a.LimitID && r.WindowStart.Equal(a.WindowStart) {
+						charges = append(charges, Charge{LimitID: r.LimitID, WindowStart: r.WindowStart, Metric: r.Metric,
+							UsedBefore: a.Used - useds[i], UsedAfter: a.Used})
+					}
+				}
 			}
 		}
 		settled, err := q.RunSettle(ctx, tx, dbsqlc.RunSettleParams{ID: run.ID, Status: status, CostMicros: &cost, InputTokens: &in, OutputTokens: &outTok})
@@ -286,7 +327,13 @@ func Settle(ctx context.Context, pool *pgxpool.Pool, runID, by string) (Settleme
 		}); err != nil {
 			return err
 		}
-		out = Settlement{Settled: true, Status: status, CostMicros: cost, Changed: true, Run: settled}
+		out = Settlement{Settled: true, Status: status, CostMicros: cost, Changed: true, Run: settled,
+			LateReport: lateReport, Charges: charges, By: by}
+		for _, h := range st.hooks {
+			if err := h(ctx, tx, out); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	return out, err
