@@ -56,6 +56,7 @@ func runProto(r dbsqlc.Run) *v1.Run {
 	if r.Status != "blocked" {
 		out.WorkflowId = lifecycle.RunWorkflowID(r.ID)
 	}
+	out.BlockedByPolicyRuleId = deref(r.BlockedByRule)
 	return out
 }
 
@@ -78,7 +79,10 @@ func (s *runService) AdmitRun(ctx context.Context, req *connect.Request[v1.Admit
 		return nil, runsError(err)
 	}
 	checks := checksProto(runs.Records(res.Decision.Checks))
-	if res.IsBlocked() {
+	switch {
+	case res.PolicyRule != nil:
+		return nil, policyBlockedError(res)
+	case res.IsBlocked():
 		return nil, blockedError(res, checks)
 	}
 	return connect.NewResponse(&v1.AdmitRunResponse{Run: runProto(res.Run), Checks: checks, Replayed: res.Replayed}), nil
@@ -111,6 +115,26 @@ func blockedError(res runs.AdmitResult, checks []*v1.LimitCheck) error {
 			err.AddDetail(d)
 		}
 		err.Meta().Set("Retry-After", fmt.Sprint(int64(math.Ceil(retry.Seconds()))))
+	}
+	return err
+}
+
+// policyBlockedError is the PermissionDenied error of a run a policy rule refused, with
+// the rule and the incident it came from in a RunBlocked detail.
+func policyBlockedError(res runs.AdmitResult) error {
+	r := res.PolicyRule
+	msg := fmt.Sprintf("run blocked by policy rule %s (%s)", r.ID, r.Name)
+	if r.SourceIncidentID != "" {
+		msg += ", which prevents the failures of incident " + r.SourceIncidentID
+	}
+	err := connect.NewError(connect.CodePermissionDenied, errors.New(msg))
+	if d, derr := connect.NewErrorDetail(&v1.RunBlocked{RunId: res.Run.ID, PolicyRuleId: r.ID, PolicyRuleName: r.Name, PolicyIncidentId: r.SourceIncidentID}); derr == nil {
+		err.AddDetail(d)
+	}
+	if d, derr := connect.NewErrorDetail(&errdetails.ErrorInfo{Reason: "POLICY_BLOCKED", Domain: "governor", Metadata: map[string]string{
+		"run_id": res.Run.ID, "policy_rule_id": r.ID, "incident_id": r.SourceIncidentID,
+	}}); derr == nil {
+		err.AddDetail(d)
 	}
 	return err
 }

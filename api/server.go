@@ -113,6 +113,10 @@ func (s *Server) Handler() http.Handler {
 	mount(governorv1connect.LimitServiceName, path, h)
 	path, h = governorv1connect.NewRunServiceHandler(&runService{s}, opts)
 	mount(governorv1connect.RunServiceName, path, h)
+	path, h = governorv1connect.NewIncidentServiceHandler(&incidentService{s}, opts)
+	mount(governorv1connect.IncidentServiceName, path, h)
+	path, h = governorv1connect.NewPolicyServiceHandler(&policyService{s}, opts)
+	mount(governorv1connect.PolicyServiceName, path, h)
 
 	reflector := grpcreflect.NewStaticReflector(append([]string{healthServiceName}, s.names...)...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))

@@ -16,6 +16,7 @@ import (
 // Register registers every workflow under its public type name.
 func Register(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(RunLifecycle, workflow.RegisterOptions{Name: lifecycle.RunWorkflowType})
+	r.RegisterWorkflowWithOptions(IncidentLifecycle, workflow.RegisterOptions{Name: lifecycle.IncidentWorkflowType})
 }
 
 // EnsureSearchAttributes registers Governor's search attributes in the namespace if they

@@ -3,6 +3,7 @@
 package workflows
 
 import (
+	"errors"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -78,4 +79,8 @@ func (w *runWorkflow) waitForReportOrDeadline(ctx workflow.Context, deadline tim
 	sel.AddReceive(w.reported, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
 	sel.AddFuture(timer, func(workflow.Future) {})
 	sel.Select(ctx)
+}
+
+func asApplicationError(err error, target **temporal.ApplicationError) bool {
+	return errors.As(err, target)
 }

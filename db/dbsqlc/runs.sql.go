@@ -1056,11 +1056,12 @@ func (q *Queries) RunsByClientID(ctx context.Context, db DBTX, arg RunsByClientI
 const runsInsertMany = `-- name: RunsInsertMany :exec
 INSERT INTO runs (org_id, id, project_id, agent_id, api_key_id, model, feature, tags,
                   client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens,
-                  blocked_by, warnings, admitted_at, lease_expires_at)
+                  blocked_by, warnings, admitted_at, lease_expires_at, blocked_by_rule)
 SELECT x.org_id, x.id, x.project_id, x.agent_id, x.api_key_id, x.model, x.feature, x.tags,
        nullif(x.client_run_id, ''), x.status, x.est_cost_micros, x.est_input_tokens,
        x.est_output_tokens, nullif(x.blocked_by, 'null'::jsonb), nullif(x.warnings, 'null'::jsonb),
-       x.admitted_at, CASE WHEN x.status = 'blocked' THEN NULL ELSE x.lease_expires_at END
+       x.admitted_at, CASE WHEN x.status = 'blocked' THEN NULL ELSE x.lease_expires_at END,
+       nullif(x.blocked_by_rule, '')
 FROM (SELECT unnest($1::text[]) AS org_id, unnest($2::text[]) AS id,
              unnest($3::text[]) AS project_id, unnest($4::text[]) AS agent_id,
              unnest($5::text[]) AS api_key_id, unnest($6::text[]) AS model,
@@ -1071,7 +1072,8 @@ FROM (SELECT unnest($1::text[]) AS org_id, unnest($2::text[]) AS id,
              unnest($13::bigint[]) AS est_output_tokens,
              unnest($14::jsonb[]) AS blocked_by, unnest($15::jsonb[]) AS warnings,
              unnest($16::timestamptz[]) AS admitted_at,
-             unnest($17::timestamptz[]) AS lease_expires_at) AS x
+             unnest($17::timestamptz[]) AS lease_expires_at,
+             unnest($18::text[]) AS blocked_by_rule) AS x
 `
 
 type RunsInsertManyParams struct {
@@ -1092,6 +1094,7 @@ type RunsInsertManyParams struct {
 	Warnings        []json.RawMessage
 	AdmittedAts     []time.Time
 	LeaseExpiresAts []time.Time
+	BlockedByRules  []string
 }
 
 // Empty client run ids and JSON nulls are stored as SQL NULL; blocked runs have no lease.
@@ -1114,6 +1117,7 @@ func (q *Queries) RunsInsertMany(ctx context.Context, db DBTX, arg RunsInsertMan
 		arg.Warnings,
 		arg.AdmittedAts,
 		arg.LeaseExpiresAts,
+		arg.BlockedByRules,
 	)
 	return err
 }

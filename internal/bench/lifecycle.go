@@ -39,7 +39,9 @@ func Lifecycle(ctx context.Context, pool *pgxpool.Pool, o LifecycleOptions) erro
 	queue := fmt.Sprintf("bench-%d", time.Now().UnixNano())
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go func() { _ = workers.Run(wctx, workers.Deps{Client: c, Pool: pool, Log: o.Log, TaskQueue: queue, Namespace: o.Namespace}) }()
+	go func() {
+		_ = workers.Run(wctx, workers.Deps{Client: c, Pool: pool, Log: o.Log, TaskQueue: queue, Namespace: o.Namespace})
+	}()
 	relay := outbox.New(pool, c, queue, o.Log)
 	go relay.Run(wctx)
 	adm := runs.NewAdmitter(pool, o.Log, runs.AdmitterOptions{Committed: relay.Notify})

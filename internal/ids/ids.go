@@ -31,6 +31,7 @@ const (
 	Channel    = "chn"
 	Route      = "rte"
 	Delivery   = "dlv"
+	Prevention = "prv"
 )
 
 // Crockford's base32 alphabet in lower case: no i, l, o, u, so no look-alikes.

@@ -20,6 +20,7 @@ import (
 	"github.com/governor-hq/governor/internal/ids"
 	"github.com/governor-hq/governor/internal/lifecycle"
 	"github.com/governor-hq/governor/internal/limits"
+	"github.com/governor-hq/governor/internal/policy"
 	"github.com/governor-hq/governor/internal/pricing"
 )
 
@@ -42,6 +43,9 @@ type AdmitResult struct {
 	Run      dbsqlc.Run
 	Decision limits.Decision
 	Replayed bool
+	// PolicyRule is set when an active policy rule refused the run (then Decision is
+	// empty: limits were not consulted).
+	PolicyRule *policy.Rule
 }
 
 // Admitter decides admissions. Concurrent requests are grouped: one transaction decides a
@@ -267,6 +271,7 @@ type batchWrites struct {
 	res  dbsqlc.ReservationsInsertManyParams
 	evs  dbsqlc.EventsInsertManyParams
 	out  dbsqlc.OutboxInsertManyParams
+	prev dbsqlc.PreventionsInsertManyParams
 }
 
 func (w *batchWrites) run(r dbsqlc.Run) {
@@ -278,6 +283,14 @@ func (w *batchWrites) run(r dbsqlc.Run) {
 	p.EstInputTokens, p.EstOutputTokens = append(p.EstInputTokens, r.EstInputTokens), append(p.EstOutputTokens, r.EstOutputTokens)
 	p.BlockedBys, p.Warnings = append(p.BlockedBys, jsonOrNull(r.BlockedBy)), append(p.Warnings, jsonOrNull(r.Warnings))
 	p.AdmittedAts, p.LeaseExpiresAts = append(p.AdmittedAts, r.AdmittedAt), append(p.LeaseExpiresAts, deref(r.LeaseExpiresAt))
+	p.BlockedByRules = append(p.BlockedByRules, deref(r.BlockedByRule))
+}
+
+func (w *batchWrites) prevention(run dbsqlc.Run, rule *policy.Rule) {
+	p := &w.prev
+	p.OrgIds, p.Ids, p.RuleIds = append(p.OrgIds, run.OrgID), append(p.Ids, ids.New(ids.Prevention)), append(p.RuleIds, rule.ID)
+	p.RunIds, p.IncidentIds, p.AgentIds = append(p.RunIds, run.ID), append(p.IncidentIds, rule.SourceIncidentID), append(p.AgentIds, run.AgentID)
+	p.Costs = append(p.Costs, run.EstCostMicros)
 }
 
 func jsonOrNull(b json.RawMessage) json.RawMessage {
@@ -370,6 +383,23 @@ func (a *Admitter) decideBatch(ctx context.Context, batch []*pendingAdmit) ([]ad
 		}
 	}
 
+	// Active policy rules are read inside the transaction: a rule activated before this
+	// batch commits cannot be missed by it.
+	rules := map[string][]policy.Rule{}
+	{
+		orgSet := map[string]bool{}
+		for _, p := range batch {
+			orgSet[p.req.Caller.OrgID] = true
+		}
+		rows, err := q.PolicyRulesActive(ctx, conn, slices.Collect(maps.Keys(orgSet)))
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			rules[r.OrgID] = append(rules[r.OrgID], policy.FromRow(r))
+		}
+	}
+
 	// Create, lock (in order), release expired reservations of, and read every counter.
 	counters := map[counterKey]*limits.Counter{}
 	if len(keys) > 0 {
@@ -391,16 +421,21 @@ func (a *Admitter) decideBatch(ctx context.Context, batch []*pendingAdmit) ([]ad
 			continue
 		}
 		it := p.item
-		checks := slices.Clone(it.planned.checks)
-		for j, k := range it.planned.keys {
-			c := counters[k]
-			if c == nil {
-				return nil, fmt.Errorf("counter %s@%s missing after acquire", k.limitID, k.window)
-			}
-			checks[j].Used, checks[j].Reserved = c.Used, c.Reserved
-		}
-		d := limits.Decide(checks)
 		r := p.req
+		rule := policy.First(rules[it.subject.OrgID], policy.Run{ProjectID: it.subject.ProjectID, AgentID: it.subject.AgentID,
+			Model: r.Model, Feature: r.Feature, Tags: r.Tags})
+		var d limits.Decision
+		if rule == nil {
+			checks := slices.Clone(it.planned.checks)
+			for j, k := range it.planned.keys {
+				c := counters[k]
+				if c == nil {
+					return nil, fmt.Errorf("counter %s@%s missing after acquire", k.limitID, k.window)
+				}
+				checks[j].Used, checks[j].Reserved = c.Used, c.Reserved
+			}
+			d = limits.Decide(checks)
+		}
 		lease := r.Lease
 		if lease <= 0 {
 			lease = a.lease
@@ -422,28 +457,42 @@ func (a *Admitter) decideBatch(ctx context.Context, batch []*pendingAdmit) ([]ad
 			ActorKind: actor.KindAPIKey, ActorApiKeyID: r.Caller.APIKeyID, ActorUserID: r.Caller.UserID,
 		}
 		related := []events.Ref{{Type: "agent", ID: run.AgentID}, {Type: "project", ID: run.ProjectID}, {Type: "api_key", ID: run.ApiKeyID}}
-		if d.Admitted() {
+		switch {
+		case rule != nil:
+			// Prevented by policy: recorded with the rule and the incident it came from.
+			run.Status = "blocked"
+			run.BlockedByRule = &rule.ID
+			ev.Type = "run_blocked"
+			ev.Summary = fmt.Sprintf("Run blocked for agent %s by policy rule %s (%s)", run.AgentID, rule.ID, rule.Name)
+			related = append(related, events.Ref{Type: "policy_rule", ID: rule.ID})
+			if rule.SourceIncidentID != "" {
+				related = append(related, events.Ref{Type: "incident", ID: rule.SourceIncidentID})
+			}
+			ev.Data, _ = json.Marshal(map[string]any{"model": run.Model, "feature": run.Feature, "reason": "policy",
+				"policy_rule_id": rule.ID, "incident_id": rule.SourceIncidentID, "estimated_cost_micros": it.estCost})
+			w.prevention(run, rule)
+		case d.Admitted():
 			run.Status = "admitted"
 			run.LeaseExpiresAt = &expires
 			if r.ClientRunID != "" {
 				run.ClientRunID = &r.ClientRunID
 			}
 			for j, k := range it.planned.keys {
-				amt := checks[j].Requested
+				amt := d.Checks[j].Requested
 				counters[k].Reserved += amt
 				reserve[k] += amt
-				w.reservation(run.ID, k, checks[j].Limit.Metric, amt, expires)
+				w.reservation(run.ID, k, d.Checks[j].Limit.Metric, amt, expires)
 			}
 			ev.Type = "run_admitted"
 			ev.Summary = fmt.Sprintf("Run admitted for agent %s (%s)", run.AgentID, describe(run.Model, run.Feature))
 			ev.Data, _ = json.Marshal(map[string]any{"model": run.Model, "feature": run.Feature, "estimate_cost_micros": it.estCost,
-				"lease_expires_at": expires, "limits_checked": len(checks), "warnings": Records(d.Warnings)})
+				"lease_expires_at": expires, "limits_checked": len(d.Checks), "warnings": Records(d.Warnings)})
 			payload, _ := json.Marshal(lifecycle.RunInput{
 				OrgID: run.OrgID, RunID: run.ID, ProjectID: run.ProjectID, AgentID: run.AgentID, APIKeyID: run.ApiKeyID,
 				LeaseExpiresAt: expires,
 			})
 			w.outbox(run.OrgID, "start", lifecycle.RunWorkflowType, lifecycle.RunWorkflowID(run.ID), payload)
-		} else {
+		default:
 			run.Status = "blocked"
 			run.BlockedBy, _ = json.Marshal(Records(blockingFirst(d)))
 			b := d.Blocking
@@ -456,7 +505,7 @@ func (a *Admitter) decideBatch(ctx context.Context, batch []*pendingAdmit) ([]ad
 		ev.Related, _ = json.Marshal(related)
 		w.run(run)
 		w.event(ev)
-		outcomes[i].res = AdmitResult{Run: run, Decision: d}
+		outcomes[i].res = AdmitResult{Run: run, Decision: d, PolicyRule: rule}
 	}
 
 	// Write everything and commit: one round trip.
@@ -480,6 +529,9 @@ func (a *Admitter) decideBatch(ctx context.Context, batch []*pendingAdmit) ([]ad
 	}
 	if len(w.out.OrgIds) > 0 {
 		_ = q.OutboxInsertMany(ctx, &pipe, w.out)
+	}
+	if len(w.prev.Ids) > 0 {
+		_ = q.PreventionsInsertMany(ctx, &pipe, w.prev)
 	}
 	_, _ = pipe.Exec(ctx, "COMMIT")
 	if err := pipe.Send(ctx, conn); err != nil {
@@ -533,5 +585,5 @@ func describe(model, feature string) string {
 	return "no model given"
 }
 
-// IsBlocked reports whether an admission was refused.
+// IsBlocked reports whether an admission was refused (by a limit or a policy rule).
 func (r AdmitResult) IsBlocked() bool { return r.Run.Status == "blocked" }

@@ -177,9 +177,11 @@ type Run struct {
 	// Warn-only limits this run goes past.
 	Warnings []*LimitCheck `protobuf:"bytes,20,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	// The Temporal workflow that owns its lifecycle ("run/<id>").
-	WorkflowId    string `protobuf:"bytes,21,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	WorkflowId string `protobuf:"bytes,21,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	// For runs blocked by a policy rule: the rule.
+	BlockedByPolicyRuleId string `protobuf:"bytes,22,opt,name=blocked_by_policy_rule_id,json=blockedByPolicyRuleId,proto3" json:"blocked_by_policy_rule_id,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *Run) Reset() {
@@ -359,6 +361,13 @@ func (x *Run) GetWorkflowId() string {
 	return ""
 }
 
+func (x *Run) GetBlockedByPolicyRuleId() string {
+	if x != nil {
+		return x.BlockedByPolicyRuleId
+	}
+	return ""
+}
+
 type AdmitRunRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	AgentId  string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
@@ -527,9 +536,14 @@ type RunBlocked struct {
 	Checks []*LimitCheck `protobuf:"bytes,3,rep,name=checks,proto3" json:"checks,omitempty"`
 	// When a retry can first succeed if nothing else is released: the blocking window's
 	// reset time.
-	RetryTime     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=retry_time,json=retryTime,proto3" json:"retry_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RetryTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=retry_time,json=retryTime,proto3" json:"retry_time,omitempty"`
+	// Set instead of blocking when a policy rule refused the run.
+	PolicyRuleId   string `protobuf:"bytes,5,opt,name=policy_rule_id,json=policyRuleId,proto3" json:"policy_rule_id,omitempty"`
+	PolicyRuleName string `protobuf:"bytes,6,opt,name=policy_rule_name,json=policyRuleName,proto3" json:"policy_rule_name,omitempty"`
+	// The incident the rule came from.
+	PolicyIncidentId string `protobuf:"bytes,7,opt,name=policy_incident_id,json=policyIncidentId,proto3" json:"policy_incident_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RunBlocked) Reset() {
@@ -588,6 +602,27 @@ func (x *RunBlocked) GetRetryTime() *timestamppb.Timestamp {
 		return x.RetryTime
 	}
 	return nil
+}
+
+func (x *RunBlocked) GetPolicyRuleId() string {
+	if x != nil {
+		return x.PolicyRuleId
+	}
+	return ""
+}
+
+func (x *RunBlocked) GetPolicyRuleName() string {
+	if x != nil {
+		return x.PolicyRuleName
+	}
+	return ""
+}
+
+func (x *RunBlocked) GetPolicyIncidentId() string {
+	if x != nil {
+		return x.PolicyIncidentId
+	}
+	return ""
 }
 
 type HeartbeatRunRequest struct {
@@ -1512,16 +1547,104 @@ func (x *ListCostRecordsResponse) GetRecordCount() int64 {
 	return 0
 }
 
+type ListRunIncidentsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRunIncidentsRequest) Reset() {
+	*x = ListRunIncidentsRequest{}
+	mi := &file_governor_v1_runs_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRunIncidentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRunIncidentsRequest) ProtoMessage() {}
+
+func (x *ListRunIncidentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_governor_v1_runs_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRunIncidentsRequest.ProtoReflect.Descriptor instead.
+func (*ListRunIncidentsRequest) Descriptor() ([]byte, []int) {
+	return file_governor_v1_runs_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListRunIncidentsRequest) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+type ListRunIncidentsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Incidents     []*Incident            `protobuf:"bytes,1,rep,name=incidents,proto3" json:"incidents,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRunIncidentsResponse) Reset() {
+	*x = ListRunIncidentsResponse{}
+	mi := &file_governor_v1_runs_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRunIncidentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRunIncidentsResponse) ProtoMessage() {}
+
+func (x *ListRunIncidentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_governor_v1_runs_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRunIncidentsResponse.ProtoReflect.Descriptor instead.
+func (*ListRunIncidentsResponse) Descriptor() ([]byte, []int) {
+	return file_governor_v1_runs_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListRunIncidentsResponse) GetIncidents() []*Incident {
+	if x != nil {
+		return x.Incidents
+	}
+	return nil
+}
+
 var File_governor_v1_runs_proto protoreflect.FileDescriptor
 
 const file_governor_v1_runs_proto_rawDesc = "" +
 	"\n" +
-	"\x16governor/v1/runs.proto\x12\vgovernor.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18governor/v1/limits.proto\"p\n" +
+	"\x16governor/v1/runs.proto\x12\vgovernor.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a governor/v1/incident_model.proto\x1a\x18governor/v1/limits.proto\"p\n" +
 	"\x05Usage\x12\x1f\n" +
 	"\vcost_micros\x18\x01 \x01(\x03R\n" +
 	"costMicros\x12!\n" +
 	"\finput_tokens\x18\x02 \x01(\x03R\vinputTokens\x12#\n" +
-	"\routput_tokens\x18\x03 \x01(\x03R\foutputTokens\"\xa8\a\n" +
+	"\routput_tokens\x18\x03 \x01(\x03R\foutputTokens\"\xe2\a\n" +
 	"\x03Run\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1552,7 +1675,8 @@ const file_governor_v1_runs_proto_rawDesc = "" +
 	"blocked_by\x18\x13 \x03(\v2\x17.governor.v1.LimitCheckR\tblockedBy\x123\n" +
 	"\bwarnings\x18\x14 \x03(\v2\x17.governor.v1.LimitCheckR\bwarnings\x12\x1f\n" +
 	"\vworkflow_id\x18\x15 \x01(\tR\n" +
-	"workflowId\x1a7\n" +
+	"workflowId\x128\n" +
+	"\x19blocked_by_policy_rule_id\x18\x16 \x01(\tR\x15blockedByPolicyRuleId\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbb\x03\n" +
@@ -1570,14 +1694,17 @@ const file_governor_v1_runs_proto_rawDesc = "" +
 	"\x10AdmitRunResponse\x12\"\n" +
 	"\x03run\x18\x01 \x01(\v2\x10.governor.v1.RunR\x03run\x12/\n" +
 	"\x06checks\x18\x02 \x03(\v2\x17.governor.v1.LimitCheckR\x06checks\x12\x1a\n" +
-	"\breplayed\x18\x03 \x01(\bR\breplayed\"\xc4\x01\n" +
+	"\breplayed\x18\x03 \x01(\bR\breplayed\"\xc2\x02\n" +
 	"\n" +
 	"RunBlocked\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x123\n" +
 	"\bblocking\x18\x02 \x01(\v2\x17.governor.v1.LimitCheckR\bblocking\x12/\n" +
 	"\x06checks\x18\x03 \x03(\v2\x17.governor.v1.LimitCheckR\x06checks\x129\n" +
 	"\n" +
-	"retry_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tretryTime\"\x88\x01\n" +
+	"retry_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tretryTime\x12$\n" +
+	"\x0epolicy_rule_id\x18\x05 \x01(\tR\fpolicyRuleId\x12(\n" +
+	"\x10policy_rule_name\x18\x06 \x01(\tR\x0epolicyRuleName\x12,\n" +
+	"\x12policy_incident_id\x18\a \x01(\tR\x10policyIncidentId\"\x88\x01\n" +
 	"\x13HeartbeatRunRequest\x120\n" +
 	"\x06run_id\x18\x01 \x01(\tB\x19\xbaH\x16r\x142\x12^run_[0-9a-z]{26}$R\x05runId\x12?\n" +
 	"\x05lease\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xa3\x05*\x00R\x05lease\"^\n" +
@@ -1668,7 +1795,11 @@ const file_governor_v1_runs_proto_rawDesc = "" +
 	"\x11total_cost_micros\x18\x03 \x01(\x03R\x0ftotalCostMicros\x12,\n" +
 	"\x12total_input_tokens\x18\x04 \x01(\x03R\x10totalInputTokens\x12.\n" +
 	"\x13total_output_tokens\x18\x05 \x01(\x03R\x11totalOutputTokens\x12!\n" +
-	"\frecord_count\x18\x06 \x01(\x03R\vrecordCount*\xbb\x01\n" +
+	"\frecord_count\x18\x06 \x01(\x03R\vrecordCount\"K\n" +
+	"\x17ListRunIncidentsRequest\x120\n" +
+	"\x06run_id\x18\x01 \x01(\tB\x19\xbaH\x16r\x142\x12^run_[0-9a-z]{26}$R\x05runId\"O\n" +
+	"\x18ListRunIncidentsResponse\x123\n" +
+	"\tincidents\x18\x01 \x03(\v2\x15.governor.v1.IncidentR\tincidents*\xbb\x01\n" +
 	"\tRunStatus\x12\x1a\n" +
 	"\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13RUN_STATUS_ADMITTED\x10\x01\x12\x18\n" +
@@ -1676,7 +1807,7 @@ const file_governor_v1_runs_proto_rawDesc = "" +
 	"\x11RUN_STATUS_FAILED\x10\x03\x12\x18\n" +
 	"\x14RUN_STATUS_CANCELLED\x10\x04\x12\x16\n" +
 	"\x12RUN_STATUS_EXPIRED\x10\x05\x12\x16\n" +
-	"\x12RUN_STATUS_BLOCKED\x10\x062\xc9\x04\n" +
+	"\x12RUN_STATUS_BLOCKED\x10\x062\xaf\x05\n" +
 	"\n" +
 	"RunService\x12G\n" +
 	"\bAdmitRun\x12\x1c.governor.v1.AdmitRunRequest\x1a\x1d.governor.v1.AdmitRunResponse\x12S\n" +
@@ -1686,7 +1817,8 @@ const file_governor_v1_runs_proto_rawDesc = "" +
 	"\bListRuns\x12\x1c.governor.v1.ListRunsRequest\x1a\x1d.governor.v1.ListRunsResponse\"\x03\x90\x02\x01\x12R\n" +
 	"\n" +
 	"GetRunCost\x12\x1e.governor.v1.GetRunCostRequest\x1a\x1f.governor.v1.GetRunCostResponse\"\x03\x90\x02\x01\x12a\n" +
-	"\x0fListCostRecords\x12#.governor.v1.ListCostRecordsRequest\x1a$.governor.v1.ListCostRecordsResponse\"\x03\x90\x02\x01B<Z:github.com/governor-hq/governor/gen/governor/v1;governorv1b\x06proto3"
+	"\x0fListCostRecords\x12#.governor.v1.ListCostRecordsRequest\x1a$.governor.v1.ListCostRecordsResponse\"\x03\x90\x02\x01\x12d\n" +
+	"\x10ListRunIncidents\x12$.governor.v1.ListRunIncidentsRequest\x1a%.governor.v1.ListRunIncidentsResponse\"\x03\x90\x02\x01B<Z:github.com/governor-hq/governor/gen/governor/v1;governorv1b\x06proto3"
 
 var (
 	file_governor_v1_runs_proto_rawDescOnce sync.Once
@@ -1701,87 +1833,93 @@ func file_governor_v1_runs_proto_rawDescGZIP() []byte {
 }
 
 var file_governor_v1_runs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_governor_v1_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_governor_v1_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_governor_v1_runs_proto_goTypes = []any{
-	(RunStatus)(0),                  // 0: governor.v1.RunStatus
-	(*Usage)(nil),                   // 1: governor.v1.Usage
-	(*Run)(nil),                     // 2: governor.v1.Run
-	(*AdmitRunRequest)(nil),         // 3: governor.v1.AdmitRunRequest
-	(*AdmitRunResponse)(nil),        // 4: governor.v1.AdmitRunResponse
-	(*RunBlocked)(nil),              // 5: governor.v1.RunBlocked
-	(*HeartbeatRunRequest)(nil),     // 6: governor.v1.HeartbeatRunRequest
-	(*HeartbeatRunResponse)(nil),    // 7: governor.v1.HeartbeatRunResponse
-	(*CompleteRunRequest)(nil),      // 8: governor.v1.CompleteRunRequest
-	(*CompleteRunResponse)(nil),     // 9: governor.v1.CompleteRunResponse
-	(*GetRunRequest)(nil),           // 10: governor.v1.GetRunRequest
-	(*GetRunResponse)(nil),          // 11: governor.v1.GetRunResponse
-	(*ListRunsRequest)(nil),         // 12: governor.v1.ListRunsRequest
-	(*ListRunsResponse)(nil),        // 13: governor.v1.ListRunsResponse
-	(*CostRecord)(nil),              // 14: governor.v1.CostRecord
-	(*GetRunCostRequest)(nil),       // 15: governor.v1.GetRunCostRequest
-	(*GetRunCostResponse)(nil),      // 16: governor.v1.GetRunCostResponse
-	(*ListCostRecordsRequest)(nil),  // 17: governor.v1.ListCostRecordsRequest
-	(*ListCostRecordsResponse)(nil), // 18: governor.v1.ListCostRecordsResponse
-	nil,                             // 19: governor.v1.Run.TagsEntry
-	nil,                             // 20: governor.v1.AdmitRunRequest.TagsEntry
-	(*timestamppb.Timestamp)(nil),   // 21: google.protobuf.Timestamp
-	(*LimitCheck)(nil),              // 22: governor.v1.LimitCheck
-	(*Estimate)(nil),                // 23: governor.v1.Estimate
-	(*durationpb.Duration)(nil),     // 24: google.protobuf.Duration
+	(RunStatus)(0),                   // 0: governor.v1.RunStatus
+	(*Usage)(nil),                    // 1: governor.v1.Usage
+	(*Run)(nil),                      // 2: governor.v1.Run
+	(*AdmitRunRequest)(nil),          // 3: governor.v1.AdmitRunRequest
+	(*AdmitRunResponse)(nil),         // 4: governor.v1.AdmitRunResponse
+	(*RunBlocked)(nil),               // 5: governor.v1.RunBlocked
+	(*HeartbeatRunRequest)(nil),      // 6: governor.v1.HeartbeatRunRequest
+	(*HeartbeatRunResponse)(nil),     // 7: governor.v1.HeartbeatRunResponse
+	(*CompleteRunRequest)(nil),       // 8: governor.v1.CompleteRunRequest
+	(*CompleteRunResponse)(nil),      // 9: governor.v1.CompleteRunResponse
+	(*GetRunRequest)(nil),            // 10: governor.v1.GetRunRequest
+	(*GetRunResponse)(nil),           // 11: governor.v1.GetRunResponse
+	(*ListRunsRequest)(nil),          // 12: governor.v1.ListRunsRequest
+	(*ListRunsResponse)(nil),         // 13: governor.v1.ListRunsResponse
+	(*CostRecord)(nil),               // 14: governor.v1.CostRecord
+	(*GetRunCostRequest)(nil),        // 15: governor.v1.GetRunCostRequest
+	(*GetRunCostResponse)(nil),       // 16: governor.v1.GetRunCostResponse
+	(*ListCostRecordsRequest)(nil),   // 17: governor.v1.ListCostRecordsRequest
+	(*ListCostRecordsResponse)(nil),  // 18: governor.v1.ListCostRecordsResponse
+	(*ListRunIncidentsRequest)(nil),  // 19: governor.v1.ListRunIncidentsRequest
+	(*ListRunIncidentsResponse)(nil), // 20: governor.v1.ListRunIncidentsResponse
+	nil,                              // 21: governor.v1.Run.TagsEntry
+	nil,                              // 22: governor.v1.AdmitRunRequest.TagsEntry
+	(*timestamppb.Timestamp)(nil),    // 23: google.protobuf.Timestamp
+	(*LimitCheck)(nil),               // 24: governor.v1.LimitCheck
+	(*Estimate)(nil),                 // 25: governor.v1.Estimate
+	(*durationpb.Duration)(nil),      // 26: google.protobuf.Duration
+	(*Incident)(nil),                 // 27: governor.v1.Incident
 }
 var file_governor_v1_runs_proto_depIdxs = []int32{
-	19, // 0: governor.v1.Run.tags:type_name -> governor.v1.Run.TagsEntry
+	21, // 0: governor.v1.Run.tags:type_name -> governor.v1.Run.TagsEntry
 	0,  // 1: governor.v1.Run.status:type_name -> governor.v1.RunStatus
 	1,  // 2: governor.v1.Run.estimate:type_name -> governor.v1.Usage
 	1,  // 3: governor.v1.Run.actual:type_name -> governor.v1.Usage
-	21, // 4: governor.v1.Run.admit_time:type_name -> google.protobuf.Timestamp
-	21, // 5: governor.v1.Run.lease_expire_time:type_name -> google.protobuf.Timestamp
-	21, // 6: governor.v1.Run.complete_time:type_name -> google.protobuf.Timestamp
-	21, // 7: governor.v1.Run.settle_time:type_name -> google.protobuf.Timestamp
-	22, // 8: governor.v1.Run.blocked_by:type_name -> governor.v1.LimitCheck
-	22, // 9: governor.v1.Run.warnings:type_name -> governor.v1.LimitCheck
-	20, // 10: governor.v1.AdmitRunRequest.tags:type_name -> governor.v1.AdmitRunRequest.TagsEntry
-	23, // 11: governor.v1.AdmitRunRequest.estimate:type_name -> governor.v1.Estimate
-	24, // 12: governor.v1.AdmitRunRequest.lease:type_name -> google.protobuf.Duration
+	23, // 4: governor.v1.Run.admit_time:type_name -> google.protobuf.Timestamp
+	23, // 5: governor.v1.Run.lease_expire_time:type_name -> google.protobuf.Timestamp
+	23, // 6: governor.v1.Run.complete_time:type_name -> google.protobuf.Timestamp
+	23, // 7: governor.v1.Run.settle_time:type_name -> google.protobuf.Timestamp
+	24, // 8: governor.v1.Run.blocked_by:type_name -> governor.v1.LimitCheck
+	24, // 9: governor.v1.Run.warnings:type_name -> governor.v1.LimitCheck
+	22, // 10: governor.v1.AdmitRunRequest.tags:type_name -> governor.v1.AdmitRunRequest.TagsEntry
+	25, // 11: governor.v1.AdmitRunRequest.estimate:type_name -> governor.v1.Estimate
+	26, // 12: governor.v1.AdmitRunRequest.lease:type_name -> google.protobuf.Duration
 	2,  // 13: governor.v1.AdmitRunResponse.run:type_name -> governor.v1.Run
-	22, // 14: governor.v1.AdmitRunResponse.checks:type_name -> governor.v1.LimitCheck
-	22, // 15: governor.v1.RunBlocked.blocking:type_name -> governor.v1.LimitCheck
-	22, // 16: governor.v1.RunBlocked.checks:type_name -> governor.v1.LimitCheck
-	21, // 17: governor.v1.RunBlocked.retry_time:type_name -> google.protobuf.Timestamp
-	24, // 18: governor.v1.HeartbeatRunRequest.lease:type_name -> google.protobuf.Duration
-	21, // 19: governor.v1.HeartbeatRunResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	24, // 14: governor.v1.AdmitRunResponse.checks:type_name -> governor.v1.LimitCheck
+	24, // 15: governor.v1.RunBlocked.blocking:type_name -> governor.v1.LimitCheck
+	24, // 16: governor.v1.RunBlocked.checks:type_name -> governor.v1.LimitCheck
+	23, // 17: governor.v1.RunBlocked.retry_time:type_name -> google.protobuf.Timestamp
+	26, // 18: governor.v1.HeartbeatRunRequest.lease:type_name -> google.protobuf.Duration
+	23, // 19: governor.v1.HeartbeatRunResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 20: governor.v1.CompleteRunRequest.status:type_name -> governor.v1.RunStatus
 	2,  // 21: governor.v1.CompleteRunResponse.run:type_name -> governor.v1.Run
 	2,  // 22: governor.v1.GetRunResponse.run:type_name -> governor.v1.Run
 	0,  // 23: governor.v1.ListRunsRequest.statuses:type_name -> governor.v1.RunStatus
-	21, // 24: governor.v1.ListRunsRequest.start_time:type_name -> google.protobuf.Timestamp
-	21, // 25: governor.v1.ListRunsRequest.end_time:type_name -> google.protobuf.Timestamp
+	23, // 24: governor.v1.ListRunsRequest.start_time:type_name -> google.protobuf.Timestamp
+	23, // 25: governor.v1.ListRunsRequest.end_time:type_name -> google.protobuf.Timestamp
 	2,  // 26: governor.v1.ListRunsResponse.runs:type_name -> governor.v1.Run
 	0,  // 27: governor.v1.CostRecord.run_status:type_name -> governor.v1.RunStatus
-	21, // 28: governor.v1.CostRecord.record_time:type_name -> google.protobuf.Timestamp
+	23, // 28: governor.v1.CostRecord.record_time:type_name -> google.protobuf.Timestamp
 	14, // 29: governor.v1.GetRunCostResponse.cost:type_name -> governor.v1.CostRecord
-	21, // 30: governor.v1.ListCostRecordsRequest.start_time:type_name -> google.protobuf.Timestamp
-	21, // 31: governor.v1.ListCostRecordsRequest.end_time:type_name -> google.protobuf.Timestamp
+	23, // 30: governor.v1.ListCostRecordsRequest.start_time:type_name -> google.protobuf.Timestamp
+	23, // 31: governor.v1.ListCostRecordsRequest.end_time:type_name -> google.protobuf.Timestamp
 	14, // 32: governor.v1.ListCostRecordsResponse.records:type_name -> governor.v1.CostRecord
-	3,  // 33: governor.v1.RunService.AdmitRun:input_type -> governor.v1.AdmitRunRequest
-	6,  // 34: governor.v1.RunService.HeartbeatRun:input_type -> governor.v1.HeartbeatRunRequest
-	8,  // 35: governor.v1.RunService.CompleteRun:input_type -> governor.v1.CompleteRunRequest
-	10, // 36: governor.v1.RunService.GetRun:input_type -> governor.v1.GetRunRequest
-	12, // 37: governor.v1.RunService.ListRuns:input_type -> governor.v1.ListRunsRequest
-	15, // 38: governor.v1.RunService.GetRunCost:input_type -> governor.v1.GetRunCostRequest
-	17, // 39: governor.v1.RunService.ListCostRecords:input_type -> governor.v1.ListCostRecordsRequest
-	4,  // 40: governor.v1.RunService.AdmitRun:output_type -> governor.v1.AdmitRunResponse
-	7,  // 41: governor.v1.RunService.HeartbeatRun:output_type -> governor.v1.HeartbeatRunResponse
-	9,  // 42: governor.v1.RunService.CompleteRun:output_type -> governor.v1.CompleteRunResponse
-	11, // 43: governor.v1.RunService.GetRun:output_type -> governor.v1.GetRunResponse
-	13, // 44: governor.v1.RunService.ListRuns:output_type -> governor.v1.ListRunsResponse
-	16, // 45: governor.v1.RunService.GetRunCost:output_type -> governor.v1.GetRunCostResponse
-	18, // 46: governor.v1.RunService.ListCostRecords:output_type -> governor.v1.ListCostRecordsResponse
-	40, // [40:47] is the sub-list for method output_type
-	33, // [33:40] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	27, // 33: governor.v1.ListRunIncidentsResponse.incidents:type_name -> governor.v1.Incident
+	3,  // 34: governor.v1.RunService.AdmitRun:input_type -> governor.v1.AdmitRunRequest
+	6,  // 35: governor.v1.RunService.HeartbeatRun:input_type -> governor.v1.HeartbeatRunRequest
+	8,  // 36: governor.v1.RunService.CompleteRun:input_type -> governor.v1.CompleteRunRequest
+	10, // 37: governor.v1.RunService.GetRun:input_type -> governor.v1.GetRunRequest
+	12, // 38: governor.v1.RunService.ListRuns:input_type -> governor.v1.ListRunsRequest
+	15, // 39: governor.v1.RunService.GetRunCost:input_type -> governor.v1.GetRunCostRequest
+	17, // 40: governor.v1.RunService.ListCostRecords:input_type -> governor.v1.ListCostRecordsRequest
+	19, // 41: governor.v1.RunService.ListRunIncidents:input_type -> governor.v1.ListRunIncidentsRequest
+	4,  // 42: governor.v1.RunService.AdmitRun:output_type -> governor.v1.AdmitRunResponse
+	7,  // 43: governor.v1.RunService.HeartbeatRun:output_type -> governor.v1.HeartbeatRunResponse
+	9,  // 44: governor.v1.RunService.CompleteRun:output_type -> governor.v1.CompleteRunResponse
+	11, // 45: governor.v1.RunService.GetRun:output_type -> governor.v1.GetRunResponse
+	13, // 46: governor.v1.RunService.ListRuns:output_type -> governor.v1.ListRunsResponse
+	16, // 47: governor.v1.RunService.GetRunCost:output_type -> governor.v1.GetRunCostResponse
+	18, // 48: governor.v1.RunService.ListCostRecords:output_type -> governor.v1.ListCostRecordsResponse
+	20, // 49: governor.v1.RunService.ListRunIncidents:output_type -> governor.v1.ListRunIncidentsResponse
+	42, // [42:50] is the sub-list for method output_type
+	34, // [34:42] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_governor_v1_runs_proto_init() }
@@ -1789,6 +1927,7 @@ func file_governor_v1_runs_proto_init() {
 	if File_governor_v1_runs_proto != nil {
 		return
 	}
+	file_governor_v1_incident_model_proto_init()
 	file_governor_v1_limits_proto_init()
 	file_governor_v1_runs_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
@@ -1797,7 +1936,7 @@ func file_governor_v1_runs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_governor_v1_runs_proto_rawDesc), len(file_governor_v1_runs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -48,6 +48,9 @@ const (
 	// RunServiceListCostRecordsProcedure is the fully-qualified name of the RunService's
 	// ListCostRecords RPC.
 	RunServiceListCostRecordsProcedure = "/governor.v1.RunService/ListCostRecords"
+	// RunServiceListRunIncidentsProcedure is the fully-qualified name of the RunService's
+	// ListRunIncidents RPC.
+	RunServiceListRunIncidentsProcedure = "/governor.v1.RunService/ListRunIncidents"
 )
 
 // RunServiceClient is a client for the governor.v1.RunService service.
@@ -66,6 +69,8 @@ type RunServiceClient interface {
 	ListRuns(context.Context, *connect.Request[v1.ListRunsRequest]) (*connect.Response[v1.ListRunsResponse], error)
 	GetRunCost(context.Context, *connect.Request[v1.GetRunCostRequest]) (*connect.Response[v1.GetRunCostResponse], error)
 	ListCostRecords(context.Context, *connect.Request[v1.ListCostRecordsRequest]) (*connect.Response[v1.ListCostRecordsResponse], error)
+	// ListRunIncidents returns the incidents a run's failure attached to.
+	ListRunIncidents(context.Context, *connect.Request[v1.ListRunIncidentsRequest]) (*connect.Response[v1.ListRunIncidentsResponse], error)
 }
 
 // NewRunServiceClient constructs a client for the governor.v1.RunService service. By default, it
@@ -125,18 +130,26 @@ func NewRunServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		listRunIncidents: connect.NewClient[v1.ListRunIncidentsRequest, v1.ListRunIncidentsResponse](
+			httpClient,
+			baseURL+RunServiceListRunIncidentsProcedure,
+			connect.WithSchema(runServiceMethods.ByName("ListRunIncidents")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // runServiceClient implements RunServiceClient.
 type runServiceClient struct {
-	admitRun        *connect.Client[v1.AdmitRunRequest, v1.AdmitRunResponse]
-	heartbeatRun    *connect.Client[v1.HeartbeatRunRequest, v1.HeartbeatRunResponse]
-	completeRun     *connect.Client[v1.CompleteRunRequest, v1.CompleteRunResponse]
-	getRun          *connect.Client[v1.GetRunRequest, v1.GetRunResponse]
-	listRuns        *connect.Client[v1.ListRunsRequest, v1.ListRunsResponse]
-	getRunCost      *connect.Client[v1.GetRunCostRequest, v1.GetRunCostResponse]
-	listCostRecords *connect.Client[v1.ListCostRecordsRequest, v1.ListCostRecordsResponse]
+	admitRun         *connect.Client[v1.AdmitRunRequest, v1.AdmitRunResponse]
+	heartbeatRun     *connect.Client[v1.HeartbeatRunRequest, v1.HeartbeatRunResponse]
+	completeRun      *connect.Client[v1.CompleteRunRequest, v1.CompleteRunResponse]
+	getRun           *connect.Client[v1.GetRunRequest, v1.GetRunResponse]
+	listRuns         *connect.Client[v1.ListRunsRequest, v1.ListRunsResponse]
+	getRunCost       *connect.Client[v1.GetRunCostRequest, v1.GetRunCostResponse]
+	listCostRecords  *connect.Client[v1.ListCostRecordsRequest, v1.ListCostRecordsResponse]
+	listRunIncidents *connect.Client[v1.ListRunIncidentsRequest, v1.ListRunIncidentsResponse]
 }
 
 // AdmitRun calls governor.v1.RunService.AdmitRun.
@@ -174,6 +187,11 @@ func (c *runServiceClient) ListCostRecords(ctx context.Context, req *connect.Req
 	return c.listCostRecords.CallUnary(ctx, req)
 }
 
+// ListRunIncidents calls governor.v1.RunService.ListRunIncidents.
+func (c *runServiceClient) ListRunIncidents(ctx context.Context, req *connect.Request[v1.ListRunIncidentsRequest]) (*connect.Response[v1.ListRunIncidentsResponse], error) {
+	return c.listRunIncidents.CallUnary(ctx, req)
+}
+
 // RunServiceHandler is an implementation of the governor.v1.RunService service.
 type RunServiceHandler interface {
 	// AdmitRun decides, in one transaction, against every limit that applies: either the run
@@ -190,6 +208,8 @@ type RunServiceHandler interface {
 	ListRuns(context.Context, *connect.Request[v1.ListRunsRequest]) (*connect.Response[v1.ListRunsResponse], error)
 	GetRunCost(context.Context, *connect.Request[v1.GetRunCostRequest]) (*connect.Response[v1.GetRunCostResponse], error)
 	ListCostRecords(context.Context, *connect.Request[v1.ListCostRecordsRequest]) (*connect.Response[v1.ListCostRecordsResponse], error)
+	// ListRunIncidents returns the incidents a run's failure attached to.
+	ListRunIncidents(context.Context, *connect.Request[v1.ListRunIncidentsRequest]) (*connect.Response[v1.ListRunIncidentsResponse], error)
 }
 
 // NewRunServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -245,6 +265,13 @@ func NewRunServiceHandler(svc RunServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	runServiceListRunIncidentsHandler := connect.NewUnaryHandler(
+		RunServiceListRunIncidentsProcedure,
+		svc.ListRunIncidents,
+		connect.WithSchema(runServiceMethods.ByName("ListRunIncidents")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/governor.v1.RunService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RunServiceAdmitRunProcedure:
@@ -261,6 +288,8 @@ func NewRunServiceHandler(svc RunServiceHandler, opts ...connect.HandlerOption) 
 			runServiceGetRunCostHandler.ServeHTTP(w, r)
 		case RunServiceListCostRecordsProcedure:
 			runServiceListCostRecordsHandler.ServeHTTP(w, r)
+		case RunServiceListRunIncidentsProcedure:
+			runServiceListRunIncidentsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -296,4 +325,8 @@ func (UnimplementedRunServiceHandler) GetRunCost(context.Context, *connect.Reque
 
 func (UnimplementedRunServiceHandler) ListCostRecords(context.Context, *connect.Request[v1.ListCostRecordsRequest]) (*connect.Response[v1.ListCostRecordsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("governor.v1.RunService.ListCostRecords is not implemented"))
+}
+
+func (UnimplementedRunServiceHandler) ListRunIncidents(context.Context, *connect.Request[v1.ListRunIncidentsRequest]) (*connect.Response[v1.ListRunIncidentsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("governor.v1.RunService.ListRunIncidents is not implemented"))
 }
