@@ -241,11 +241,8 @@ func (s *incidentService) GetIncidentCostImpact(ctx context.Context, req *connec
 	if impact.RunsAffected == 0 {
 		total = i.CostMicros // a breach or anomaly: the amount it was about
 	}
-	// A prevented run is estimated at its estimate, or at what the failures cost on average.
-	preventedCost := prevented.CostMicros
-	if preventedCost == 0 && prevented.Runs > 0 {
-		preventedCost = prevented.Runs * impact.AvgCostMicros
-	}
+	// A prevented run is valued at its estimate, or at what the failures cost on average.
+	preventedCost := prevented.CostMicros + prevented.WithoutEstimate*impact.AvgCostMicros
 	return connect.NewResponse(&v1.GetIncidentCostImpactResponse{
 		TotalCostMicros: total, RunsAffected: impact.RunsAffected, RetryCostMicros: impact.RepeatCostMicros,
 		RunsPrevented: prevented.Runs, PreventedCostMicros: preventedCost,

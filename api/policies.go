@@ -272,13 +272,13 @@ func (s *policyService) GetPolicyEffectiveness(ctx context.Context, req *connect
 		return nil, err
 	}
 	saved := e.CostSaved
-	if r.SourceIncidentID != nil && e.RunsPrevented > 0 {
+	if r.SourceIncidentID != nil && e.WithoutEstimate > 0 {
 		// Prevented runs without an estimate are valued at what the failures cost on average.
 		impact, err := q.IncidentCostImpact(ctx, s.pool, dbsqlc.IncidentCostImpactParams{OrgID: org, ID: *r.SourceIncidentID})
 		if err != nil {
 			return nil, err
 		}
-		saved = max(saved, e.RunsPrevented*impact.AvgCostMicros)
+		saved += e.WithoutEstimate * impact.AvgCostMicros
 	}
 	out := &v1.GetPolicyEffectivenessResponse{
 		RuleId: r.ID, RunsPrevented: e.RunsPrevented, EstimatedCostSavedMicros: saved,

@@ -14,15 +14,19 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 
 	"github.com/governor-hq/governor/api"
 	"github.com/governor-hq/governor/db"
 	"github.com/governor-hq/governor/internal/testenv"
+	"github.com/governor-hq/governor/workers"
 )
 
 // A second API server runs as a separate OS process: the test binary re-executed with
 // these variables set, sharing nothing with the test process but the database.
 const (
+	childWorkerEnv   = "GOVERNOR_E2E_CHILD_WORKER_DB"
+	childQueueEnv    = "GOVERNOR_E2E_CHILD_TASK_QUEUE"
 	childAPIEnv      = "GOVERNOR_E2E_CHILD_API_DB"
 	childFaultEnv    = "GOVERNOR_E2E_CHILD_EXIT_AFTER_ADMIT"
 	childReadyPrefix = "CHILD_API_LISTENING "
@@ -103,4 +107,55 @@ func (s *stack) clientsAt(baseURL, secret string) clients {
 	other := *s
 	other.baseURL = baseURL
 	return other.clientsFor(secret)
+}
+
+// runChildWorker is a worker in its own process, for tests that kill one.
+func runChildWorker() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	pool, err := db.Open(ctx, os.Getenv(childWorkerEnv))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child worker:", err)
+		os.Exit(2)
+	}
+	c, err := client.Dial(client.Options{HostPort: os.Getenv("GOVERNOR_TEST_TEMPORAL_ADDRESS"), Namespace: testenv.TemporalNamespace(), Logger: nopLogger{}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child worker:", err)
+		os.Exit(2)
+	}
+	fmt.Println(childReadyPrefix + "worker")
+	if err := workers.Run(ctx, workers.Deps{Client: c, Pool: pool, Log: logger(), TaskQueue: os.Getenv(childQueueEnv), Namespace: testenv.TemporalNamespace()}); err != nil {
+		fmt.Fprintln(os.Stderr, "child worker:", err)
+		os.Exit(2)
+	}
+}
+
+// startChildWorker starts a worker process on a database and task queue.
+func startChildWorker(t *testing.T, dbURL, taskQueue string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childWorkerEnv+"="+dbURL, childQueueEnv+"="+taskQueue,
+		"GOVERNOR_TEST_TEMPORAL_ADDRESS="+testenv.TemporalAddress(t))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	c := &child{cmd: cmd, exited: make(chan struct{})}
+	lines := bufio.NewScanner(out)
+	require.True(t, lines.Scan(), "child worker printed nothing")
+	go func() {
+		for lines.Scan() {
+		}
+		c.err = cmd.Wait()
+		close(c.exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-c.exited:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	})
+	return c
 }

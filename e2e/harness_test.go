@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,6 +31,10 @@ func TestMain(m *testing.M) {
 	// The test binary doubles as a second API server process: see startChildAPI.
 	if os.Getenv(childAPIEnv) != "" {
 		runChildAPI()
+		return
+	}
+	if os.Getenv(childWorkerEnv) != "" {
+		runChildWorker()
 		return
 	}
 	testenv.Main(m)
@@ -105,12 +110,14 @@ type tenant struct {
 }
 
 type clients struct {
-	accounts governorv1connect.AccountServiceClient
-	keys     governorv1connect.ApiKeyServiceClient
-	audit    governorv1connect.AuditServiceClient
-	timeline governorv1connect.TimelineServiceClient
-	limits   governorv1connect.LimitServiceClient
-	runs     governorv1connect.RunServiceClient
+	accounts  governorv1connect.AccountServiceClient
+	keys      governorv1connect.ApiKeyServiceClient
+	audit     governorv1connect.AuditServiceClient
+	timeline  governorv1connect.TimelineServiceClient
+	limits    governorv1connect.LimitServiceClient
+	runs      governorv1connect.RunServiceClient
+	incidents governorv1connect.IncidentServiceClient
+	policies  governorv1connect.PolicyServiceClient
 }
 
 func (s *stack) clientsFor(secret string) clients {
@@ -127,6 +134,9 @@ func (s *stack) clientsFor(secret string) clients {
 		timeline: governorv1connect.NewTimelineServiceClient(s.http, s.baseURL, auth),
 		limits:   governorv1connect.NewLimitServiceClient(s.http, s.baseURL, auth),
 		runs:     governorv1connect.NewRunServiceClient(s.http, s.baseURL, auth),
+
+		incidents: governorv1connect.NewIncidentServiceClient(s.http, s.baseURL, auth),
+		policies:  governorv1connect.NewPolicyServiceClient(s.http, s.baseURL, auth),
 	}
 }
 
@@ -204,3 +214,21 @@ func (nopLogger) Debug(string, ...any) {}
 func (nopLogger) Info(string, ...any)  {}
 func (nopLogger) Warn(string, ...any)  {}
 func (nopLogger) Error(string, ...any) {}
+
+// userKit is a user of a tenant with the clients of their key.
+type userKit struct {
+	clients
+	userID string
+}
+
+func (tn *tenant) newUser(t *testing.T, role v1.Role) (userKit, *v1.ApiKey) {
+	t.Helper()
+	ctx := context.Background()
+	u, err := tn.admin.accounts.CreateUser(ctx, connect.NewRequest(&v1.CreateUserRequest{
+		Email: strings.ToLower(role.String()) + "-" + time.Now().Format("150405.000000") + "@example.com", Role: role}))
+	require.NoError(t, err)
+	k, err := tn.admin.keys.CreateApiKey(ctx, connect.NewRequest(&v1.CreateApiKeyRequest{Name: "key of " + u.Msg.User.Email,
+		Kind: v1.ApiKeyKind_API_KEY_KIND_USER, UserId: u.Msg.User.Id}))
+	require.NoError(t, err)
+	return userKit{clients: tn.clientsFor(k.Msg.Secret), userID: u.Msg.User.Id}, k.Msg.ApiKey
+}

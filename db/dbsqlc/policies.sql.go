@@ -15,6 +15,7 @@ const policyEffectiveness = `-- name: PolicyEffectiveness :one
 SELECT
     (SELECT count(*) FROM prevention_records p WHERE p.rule_id = r.id)::bigint AS runs_prevented,
     (SELECT coalesce(sum(p.estimated_cost_micros), 0) FROM prevention_records p WHERE p.rule_id = r.id)::bigint AS cost_saved,
+    (SELECT count(*) FROM prevention_records p WHERE p.rule_id = r.id AND p.estimated_cost_micros = 0)::bigint AS without_estimate,
     coalesce((SELECT max(p.created_at) FROM prevention_records p WHERE p.rule_id = r.id), r.activated_at)::timestamptz AS last_prevented_at,
     (SELECT count(*) FROM incidents i
       WHERE r.fingerprint <> '' AND i.org_id = r.org_id AND i.fingerprint = r.fingerprint
@@ -34,6 +35,7 @@ type PolicyEffectivenessParams struct {
 type PolicyEffectivenessRow struct {
 	RunsPrevented   int64
 	CostSaved       int64
+	WithoutEstimate int64
 	LastPreventedAt time.Time
 	IncidentsSince  int64
 	FailuresSince   int64
@@ -45,6 +47,7 @@ func (q *Queries) PolicyEffectiveness(ctx context.Context, db DBTX, arg PolicyEf
 	err := row.Scan(
 		&i.RunsPrevented,
 		&i.CostSaved,
+		&i.WithoutEstimate,
 		&i.LastPreventedAt,
 		&i.IncidentsSince,
 		&i.FailuresSince,
@@ -342,7 +345,8 @@ func (q *Queries) PolicyRulesActive(ctx context.Context, db DBTX, orgIds []strin
 }
 
 const preventionsForIncident = `-- name: PreventionsForIncident :one
-SELECT count(*)::bigint AS runs, coalesce(sum(estimated_cost_micros), 0)::bigint AS cost_micros
+SELECT count(*)::bigint AS runs, coalesce(sum(estimated_cost_micros), 0)::bigint AS cost_micros,
+       count(*) FILTER (WHERE estimated_cost_micros = 0)::bigint AS without_estimate
 FROM prevention_records WHERE org_id = $1 AND incident_id = $2
 `
 
@@ -352,14 +356,15 @@ type PreventionsForIncidentParams struct {
 }
 
 type PreventionsForIncidentRow struct {
-	Runs       int64
-	CostMicros int64
+	Runs            int64
+	CostMicros      int64
+	WithoutEstimate int64
 }
 
 func (q *Queries) PreventionsForIncident(ctx context.Context, db DBTX, arg PreventionsForIncidentParams) (PreventionsForIncidentRow, error) {
 	row := db.QueryRow(ctx, preventionsForIncident, arg.OrgID, arg.IncidentID)
 	var i PreventionsForIncidentRow
-	err := row.Scan(&i.Runs, &i.CostMicros)
+	err := row.Scan(&i.Runs, &i.CostMicros, &i.WithoutEstimate)
 	return i, err
 }
 
