@@ -16,6 +16,7 @@ import (
 const (
 	healthCheckProcedure = "/grpc.health.v1.Health/Check"
 	healthWatchProcedure = "/grpc.health.v1.Health/Watch"
+	healthListProcedure  = "/grpc.health.v1.Health/List"
 	healthServiceName    = "grpc.health.v1.Health"
 )
 
@@ -39,6 +40,18 @@ func (s *Server) healthHandlers(mux *http.ServeMux) {
 				return nil, err
 			}
 			return connect.NewResponse(&healthpb.HealthCheckResponse{Status: st}), nil
+		}))
+	mux.Handle(healthListProcedure, connect.NewUnaryHandler(healthListProcedure,
+		func(ctx context.Context, _ *connect.Request[healthpb.HealthListRequest]) (*connect.Response[healthpb.HealthListResponse], error) {
+			st, err := s.healthStatus(ctx, "")
+			if err != nil {
+				return nil, err
+			}
+			out := &healthpb.HealthListResponse{Statuses: map[string]*healthpb.HealthCheckResponse{"": {Status: st}}}
+			for _, name := range s.names {
+				out.Statuses[name] = &healthpb.HealthCheckResponse{Status: st}
+			}
+			return connect.NewResponse(out), nil
 		}))
 	mux.Handle(healthWatchProcedure, connect.NewServerStreamHandler(healthWatchProcedure,
 		func(ctx context.Context, req *connect.Request[healthpb.HealthCheckRequest], stream *connect.ServerStream[healthpb.HealthCheckResponse]) error {

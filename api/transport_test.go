@@ -49,6 +49,10 @@ func TestGRPCHealthReflectionAndMetrics(t *testing.T) {
 	require.Equal(t, healthpb.HealthCheckResponse_SERVING, hr.Msg.Status)
 	_, err = health.CallUnary(ctx, connect.NewRequest(&healthpb.HealthCheckRequest{Service: "nope.Service"}))
 	requireCode(t, connect.CodeNotFound, err)
+	list, err := connect.NewClient[healthpb.HealthListRequest, healthpb.HealthListResponse](h2, b.baseURL+"/grpc.health.v1.Health/List", connect.WithGRPC()).
+		CallUnary(ctx, connect.NewRequest(&healthpb.HealthListRequest{}))
+	require.NoError(t, err)
+	require.Equal(t, healthpb.HealthCheckResponse_SERVING, list.Msg.Statuses["governor.v1.RunService"].GetStatus())
 
 	// Server reflection, v1 and v1alpha, as grpcurl and buf curl use it.
 	for _, path := range []string{"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"} {

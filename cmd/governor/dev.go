@@ -83,8 +83,9 @@ func startDeps(ctx context.Context, cfg config.Config, memory bool) (deps, error
 		LogFile: filepath.Join(dataDir, "temporal.log"),
 	}
 	if !memory {
+		// Temporal's usual ports when free, so the Web UI stays at one address.
 		topts.DBFile = filepath.Join(dataDir, "temporal.db")
-		topts.UI = true
+		topts.UI, topts.Port, topts.UIPort = true, 7233, 8233
 	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		d.stop()

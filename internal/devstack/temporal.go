@@ -32,6 +32,10 @@ type TemporalOptions struct {
 	Namespace string // default "default"
 	Logf      Logf
 	LogFile   string // where the dev server's stdout/stderr go (e.g. <repo>/.data/temporal.log); empty = discard
+	// Port and UIPort are preferred ports (e.g. Temporal's usual 7233 and 8233), used when
+	// free; 0, or a taken port, means any free port.
+	Port   int
+	UIPort int
 }
 
 // Temporal is a usable server. Stop it when done (a no-op unless we started it).
@@ -105,15 +109,23 @@ type portTakenError struct{ msg string }
 
 func (e *portTakenError) Error() string { return e.msg }
 
+// pickPort returns the preferred port if it is free, else any free port.
+func pickPort(preferred int) (int, error) {
+	if preferred > 0 && portFree(preferred) {
+		return preferred, nil
+	}
+	return freePort()
+}
+
 func startTemporal(ctx context.Context, cli string, o TemporalOptions) (*Temporal, error) {
-	port, err := freePort()
+	port, err := pickPort(o.Port)
 	if err != nil {
 		return nil, err
 	}
 	args := []string{"server", "start-dev", "--ip", "127.0.0.1", "--port", strconv.Itoa(port), "--log-level", "warn"}
 	uiAddr := ""
 	if o.UI {
-		uiPort, err := freePort()
+		uiPort, err := pickPort(o.UIPort)
 		if err != nil {
 			return nil, err
 		}
