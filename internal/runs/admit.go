@@ -321,9 +321,8 @@ func (w *batchWrites) outbox(orgID, kind, wfType, wfID string, payload json.RawM
 	p.WorkflowIds, p.SignalNames, p.Payloads = append(p.WorkflowIds, wfID), append(p.SignalNames, ""), append(p.Payloads, payload)
 }
 
-// decideBatch decides a batch in one transaction of three round trips: BEGIN; create,
-// lock, release and read the counters (one statement); then every write and COMMIT
-// pipelined. Replays of client run ids add one more when the batch has any.
+// decideBatch decides a batch in one transaction of two round trips: BEGIN with every
+// read (rules, replays, counters), then every write with COMMIT.
 func (a *Admitter) decideBatch(ctx context.Context, batch []*pendingAdmit) ([]admitOutcome, error) {
 	outcomes := make([]admitOutcome, len(batch))
 	now := a.now().UTC().Truncate(time.Microsecond)
@@ -348,8 +347,28 @@ func (a *Admitter) decideBatch(ctx context.Context, batch []*pendingAdmit) ([]ad
 		return nil, err
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
-		return nil, err
+
+	orgSet := map[string]bool{}
+	for _, p := range batch {
+		orgSet[p.req.Caller.OrgID] = true
+	}
+	orgs := slices.Collect(maps.Keys(orgSet))
+	lids, wins := keyArrays(keys)
+	acquire := dbsqlc.CountersAcquireParams{LimitIds: lids, WindowStarts: wins}
+	replays := dbsqlc.RunsByClientIDParams{OrgIds: clientOrgs, ClientRunIds: clientIDs}
+
+	// One round trip: BEGIN; the active policy rules (read inside the transaction, so a
+	// rule activated before this batch commits cannot be missed); stored runs of retried
+	// client run ids; and every counter created, locked in order, released of expired
+	// reservations and read, by one statement.
+	var read db.Pipeline
+	_, _ = read.Exec(ctx, "BEGIN")
+	_, _ = q.PolicyRulesActive(ctx, &read, orgs)
+	if len(clientIDs) > 0 {
+		_, _ = q.RunsByClientID(ctx, &read, replays)
+	}
+	if len(keys) > 0 {
+		_, _ = q.CountersAcquire(ctx, &read, acquire)
 	}
 	committed := false
 	defer func() {
@@ -360,57 +379,56 @@ func (a *Admitter) decideBatch(ctx context.Context, batch []*pendingAdmit) ([]ad
 			}
 		}
 	}()
-
-	// Retries of runs already admitted are answered with the stored run.
-	replayed := make([]bool, len(batch))
+	if err := read.Send(ctx, conn); err != nil {
+		_ = read.Close()
+		return nil, err
+	}
+	results := read.Results()
+	ruleRows, err := q.PolicyRulesActive(ctx, results, orgs)
+	if err != nil {
+		_ = read.Close()
+		return nil, err
+	}
+	var existing []dbsqlc.Run
 	if len(clientIDs) > 0 {
-		existing, err := q.RunsByClientID(ctx, conn, dbsqlc.RunsByClientIDParams{OrgIds: clientOrgs, ClientRunIds: clientIDs})
-		if err != nil {
+		if existing, err = q.RunsByClientID(ctx, results, replays); err != nil {
+			_ = read.Close()
 			return nil, err
 		}
-		for i, p := range batch {
-			for _, r := range existing {
-				if r.OrgID != p.req.Caller.OrgID || deref(r.ClientRunID) != p.req.ClientRunID {
-					continue
-				}
-				replayed[i] = true
-				if sameAdmission(r, p) {
-					outcomes[i].res = AdmitResult{Run: r, Replayed: true}
-				} else {
-					outcomes[i].err = ErrClientRunIDReused
-				}
+	}
+	var counterRows []dbsqlc.CountersAcquireRow
+	if len(keys) > 0 {
+		if counterRows, err = q.CountersAcquire(ctx, results, acquire); err != nil {
+			_ = read.Close()
+			return nil, err
+		}
+	}
+	if err := read.Close(); err != nil {
+		return nil, err
+	}
+
+	rules := map[string][]policy.Rule{}
+	for _, r := range ruleRows {
+		rules[r.OrgID] = append(rules[r.OrgID], policy.FromRow(r))
+	}
+	// Retries of runs already admitted are answered with the stored run.
+	replayed := make([]bool, len(batch))
+	for i, p := range batch {
+		for _, r := range existing {
+			if r.OrgID != p.req.Caller.OrgID || deref(r.ClientRunID) != p.req.ClientRunID {
+				continue
+			}
+			replayed[i] = true
+			if sameAdmission(r, p) {
+				outcomes[i].res = AdmitResult{Run: r, Replayed: true}
+			} else {
+				outcomes[i].err = ErrClientRunIDReused
 			}
 		}
 	}
-
-	// Active policy rules are read inside the transaction: a rule activated before this
-	// batch commits cannot be missed by it.
-	rules := map[string][]policy.Rule{}
-	{
-		orgSet := map[string]bool{}
-		for _, p := range batch {
-			orgSet[p.req.Caller.OrgID] = true
-		}
-		rows, err := q.PolicyRulesActive(ctx, conn, slices.Collect(maps.Keys(orgSet)))
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range rows {
-			rules[r.OrgID] = append(rules[r.OrgID], policy.FromRow(r))
-		}
-	}
-
-	// Create, lock (in order), release expired reservations of, and read every counter.
 	counters := map[counterKey]*limits.Counter{}
-	if len(keys) > 0 {
-		lids, wins := keyArrays(keys)
-		rows, err := q.CountersAcquire(ctx, conn, dbsqlc.CountersAcquireParams{LimitIds: lids, WindowStarts: wins})
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range rows {
-			counters[counterKey{r.LimitID, r.WindowStart.UTC()}] = &limits.Counter{Used: r.Used, Reserved: r.Reserved}
-		}
+	for _, r := range counterRows {
+		counters[counterKey{r.LimitID, r.WindowStart.UTC()}] = &limits.Counter{Used: r.Used, Reserved: r.Reserved}
 	}
 
 	// Decide in arrival order, each decision seeing the reservations of those before it.
@@ -534,7 +552,11 @@ func (a *Admitter) decideBatch(ctx context.Context, batch []*pendingAdmit) ([]ad
 		_ = q.PreventionsInsertMany(ctx, &pipe, w.prev)
 	}
 	_, _ = pipe.Exec(ctx, "COMMIT")
-	if err := pipe.Send(ctx, conn); err != nil {
+	err = pipe.Send(ctx, conn)
+	if cerr := pipe.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return nil, err
 	}
 	committed = true
