@@ -70,21 +70,31 @@ type child struct {
 // from the outbox.
 func startChildAPI(t *testing.T, faultExitAfterAdmit bool) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childAPIEnv+"="+testenv.DBURL(t))
+	env := []string{childAPIEnv + "=" + testenv.DBURL(t)}
 	if faultExitAfterAdmit {
-		cmd.Env = append(cmd.Env, childFaultEnv+"=1")
+		env = append(env, childFaultEnv+"=1")
 	}
+	c, first := startChild(t, env)
+	addr, ok := strings.CutPrefix(first, childReadyPrefix)
+	require.True(t, ok, first)
+	c.baseURL = "http://" + addr
+	return c
+}
+
+// startChild re-executes the test binary with env added, waits for its first line of
+// output (it says it is ready) and stops it when the test ends.
+func startChild(t *testing.T, env []string) (*child, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
 	c := &child{cmd: cmd, exited: make(chan struct{})}
 	lines := bufio.NewScanner(out)
-	require.True(t, lines.Scan(), "child API printed nothing")
-	addr, ok := strings.CutPrefix(lines.Text(), childReadyPrefix)
-	require.True(t, ok, lines.Text())
-	c.baseURL = "http://" + addr
+	require.True(t, lines.Scan(), "child process printed nothing")
+	first := lines.Text()
 	go func() {
 		for lines.Scan() {
 		}
@@ -99,7 +109,7 @@ func startChildAPI(t *testing.T, faultExitAfterAdmit bool) *child {
 			_ = cmd.Process.Kill()
 		}
 	})
-	return c
+	return c, first
 }
 
 // clientsAt returns clients of another server.
@@ -133,29 +143,7 @@ func runChildWorker() {
 // startChildWorker starts a worker process on a database and task queue.
 func startChildWorker(t *testing.T, dbURL, taskQueue string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childWorkerEnv+"="+dbURL, childQueueEnv+"="+taskQueue,
-		"GOVERNOR_TEST_TEMPORAL_ADDRESS="+testenv.TemporalAddress(t))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	c := &child{cmd: cmd, exited: make(chan struct{})}
-	lines := bufio.NewScanner(out)
-	require.True(t, lines.Scan(), "child worker printed nothing")
-	go func() {
-		for lines.Scan() {
-		}
-		c.err = cmd.Wait()
-		close(c.exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-	})
+	c, _ := startChild(t, []string{childWorkerEnv + "=" + dbURL, childQueueEnv + "=" + taskQueue,
+		"GOVERNOR_TEST_TEMPORAL_ADDRESS=" + testenv.TemporalAddress(t)})
 	return c
 }

@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/governor-hq/governor/api"
-	"github.com/governor-hq/governor/db"
 	"github.com/governor-hq/governor/db/dbsqlc"
 	"github.com/governor-hq/governor/internal/audit"
 )
@@ -65,11 +64,7 @@ func verifyAuditCmd() *cobra.Command {
 		Short: "Check every organization's audit hash chain (or one with --org) and report the first broken link",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			pool, err := db.Open(cmd.Context(), cfg.DatabaseURL)
+			pool, err := openDB(cmd)
 			if err != nil {
 				return err
 			}

@@ -10,9 +10,11 @@ import (
 	"runtime"
 	"syscall"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 	_ "time/tzdata" // IANA time zones even on hosts without /usr/share/zoneinfo
 
+	"github.com/governor-hq/governor/db"
 	"github.com/governor-hq/governor/internal/config"
 )
 
@@ -47,4 +49,17 @@ func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
 // loadConfig reads the configuration once, from the command's flags and the environment.
 func loadConfig(cmd *cobra.Command) (config.Config, error) {
 	return config.Load(cmd.Flags())
+}
+
+// openDB loads the configuration and opens DATABASE_URL, whatever its schema version
+// (migrate and admin commands work on any).
+func openDB(cmd *cobra.Command) (*pgxpool.Pool, error) {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DatabaseURL == "" {
+		return nil, fmt.Errorf("DATABASE_URL (or --database-url) is required")
+	}
+	return db.Open(cmd.Context(), cfg.DatabaseURL)
 }

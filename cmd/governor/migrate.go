@@ -19,11 +19,7 @@ func migrateCmd() *cobra.Command {
 		Short: "Apply every pending migration",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			pool, err := db.Open(cmd.Context(), cfg.DatabaseURL)
+			pool, err := openDB(cmd)
 			if err != nil {
 				return err
 			}
@@ -51,11 +47,7 @@ func migrateCmd() *cobra.Command {
 				}
 				steps = n
 			}
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			pool, err := db.Open(cmd.Context(), cfg.DatabaseURL)
+			pool, err := openDB(cmd)
 			if err != nil {
 				return err
 			}
@@ -72,11 +64,7 @@ func migrateCmd() *cobra.Command {
 		Short: "List migrations and whether each is applied",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			pool, err := db.Open(cmd.Context(), cfg.DatabaseURL)
+			pool, err := openDB(cmd)
 			if err != nil {
 				return err
 			}
