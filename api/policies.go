@@ -123,7 +123,7 @@ func (s *policyService) decide(ctx context.Context, req connect.AnyRequest, id, 
 		if err != nil {
 			return nil, err
 		}
-		if cur.Status != "pending" || hasRequest(cur, requestID) || time.Now().After(deadline) {
+		if cur.Status != "pending" || hasRequest(cur, requestID) || already(cur, p.UserID, decision) || time.Now().After(deadline) {
 			return incidents.ProposalView(cur, inc.Fingerprint), nil
 		}
 		select {

@@ -317,3 +317,38 @@ func TestConcurrentFailuresOpenOneIncident(t *testing.T) {
 	_, err = tn.admin.policies.ApproveProposal(ctx, connect.NewRequest(&v1.ApproveProposalRequest{Id: prop.Id}))
 	requireCode(t, connect.CodeFailedPrecondition, err)
 }
+
+// A quorum: two distinct approvers; one approver approving twice counts once.
+func TestProposalQuorumNeedsDistinctApprovers(t *testing.T) {
+	t.Parallel()
+	tn := newTenant(t, "UTC")
+	ctx := context.Background()
+	ag := tn.newAgent(t, "quorum")
+	st, err := tn.admin.incidents.GetIncidentSettings(ctx, connect.NewRequest(&v1.GetIncidentSettingsRequest{}))
+	require.NoError(t, err)
+	s := st.Msg.Settings
+	s.HighErrorCodes, s.ProposalRequiredApprovals = []string{"DANGEROUS"}, 2
+	_, err = tn.admin.incidents.UpdateIncidentSettings(ctx, connect.NewRequest(&v1.UpdateIncidentSettingsRequest{Settings: s}))
+	require.NoError(t, err)
+	first, _ := tn.newUser(t, v1.Role_ROLE_APPROVER)
+	second, _ := tn.newUser(t, v1.Role_ROLE_APPROVER)
+
+	failed := fail(t, tn, ag, "DANGEROUS", "deleted a production table", dollar, "", "")
+	prop := proposalOf(t, tn.admin, incidentOf(t, tn.admin, failed.Id).Id)
+	require.EqualValues(t, 2, prop.RequiredApprovals)
+
+	for range 2 {
+		r, err := first.policies.ApproveProposal(ctx, connect.NewRequest(&v1.ApproveProposalRequest{Id: prop.Id}))
+		require.NoError(t, err)
+		require.Equal(t, v1.ProposalStatus_PROPOSAL_STATUS_PENDING, r.Msg.Proposal.Status)
+		require.Len(t, r.Msg.Proposal.Decisions, 1)
+	}
+	r, err := second.policies.ApproveProposal(ctx, connect.NewRequest(&v1.ApproveProposalRequest{Id: prop.Id, Comment: "second pair of eyes"}))
+	require.NoError(t, err)
+	require.Equal(t, v1.ProposalStatus_PROPOSAL_STATUS_APPROVED, r.Msg.Proposal.Status)
+	require.Len(t, r.Msg.Proposal.Decisions, 2)
+	require.NotEmpty(t, r.Msg.Proposal.PolicyRuleId)
+	approvals, err := tn.admin.audit.ListAuditEntries(ctx, connect.NewRequest(&v1.ListAuditEntriesRequest{EntityId: prop.Id, Action: "policy_proposal.approve"}))
+	require.NoError(t, err)
+	require.Len(t, approvals.Msg.Entries, 2, "one entry per distinct approval")
+}

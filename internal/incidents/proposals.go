@@ -279,13 +279,14 @@ func nonNil(m map[string]string) map[string]string {
 	return m
 }
 
-// recorded reports whether d is already among the proposal's decisions.
+// recorded reports whether d is already among the proposal's decisions: the same request,
+// or the same person (user or operator) making the same decision again.
 func recorded(p dbsqlc.PolicyProposal, d lifecycle.ProposalDecision) bool {
 	for _, e := range decisionsOf(p.Decisions) {
 		if d.RequestID != "" && e.RequestID == d.RequestID {
 			return true
 		}
-		if d.RequestID == "" && e.RequestID == "" && e.Operator == d.Operator && e.UserID == d.UserID && e.Decision == d.Decision {
+		if e.Decision == d.Decision && e.UserID == d.UserID && e.Operator == d.Operator && (d.UserID != "" || d.Operator != "") {
 			return true
 		}
 	}
