@@ -11,25 +11,39 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/activity"
 
+	"github.com/governor-hq/governor/internal/alerts"
+	"github.com/governor-hq/governor/internal/anomaly"
 	"github.com/governor-hq/governor/internal/runs"
 )
 
 // Activities are the workflows' access to the database.
 type Activities struct {
-	pool    *pgxpool.Pool
-	log     *slog.Logger
-	settler *runs.Settler
+	pool      *pgxpool.Pool
+	log       *slog.Logger
+	settler   *runs.Settler
+	deliverer *alerts.Deliverer
+	detector  *anomaly.Detector
 }
 
 // Options are the activities' optional collaborators.
 type Options struct {
 	// SettleHooks run inside each run's settlement transaction.
 	SettleHooks []runs.SettleHook
+	// Alerts are the delivery settings of alert channels (HTTP client, SMTP server).
+	Alerts alerts.DeliverOptions
+	// AnomalyPageSize is how many entities one page of anomaly detection evaluates
+	// (default 500).
+	AnomalyPageSize int
 }
 
 // New returns the activities, ready to register with a worker.
 func New(pool *pgxpool.Pool, log *slog.Logger, o Options) *Activities {
-	return &Activities{pool: pool, log: log, settler: runs.NewSettler(pool, o.SettleHooks...)}
+	det := anomaly.NewDetector(pool, log)
+	if o.AnomalyPageSize > 0 {
+		det.PageSize = o.AnomalyPageSize
+	}
+	return &Activities{pool: pool, log: log, settler: runs.NewSettler(pool, o.SettleHooks...),
+		deliverer: alerts.NewDeliverer(pool, log, o.Alerts), detector: det}
 }
 
 // actorOf names the workflow an activity works for, for the audit ledger and events.

@@ -76,6 +76,33 @@ var permissions = map[string]authz.Permission{
 	c.PolicyServiceListPolicyRulesProcedure:        authz.Read,
 	c.PolicyServiceDisablePolicyRuleProcedure:      authz.Administer,
 	c.PolicyServiceGetPolicyEffectivenessProcedure: authz.Read,
+
+	c.AlertServiceCreateChannelProcedure:        authz.Administer,
+	c.AlertServiceGetChannelProcedure:           authz.Read,
+	c.AlertServiceListChannelsProcedure:         authz.Read,
+	c.AlertServiceUpdateChannelProcedure:        authz.Administer,
+	c.AlertServiceDeleteChannelProcedure:        authz.Administer,
+	c.AlertServiceRotateChannelSecretProcedure:  authz.Administer,
+	c.AlertServiceTestChannelProcedure:          authz.Administer,
+	c.AlertServiceCreateRouteProcedure:          authz.Administer,
+	c.AlertServiceListRoutesProcedure:           authz.Read,
+	c.AlertServiceUpdateRouteProcedure:          authz.Administer,
+	c.AlertServiceDeleteRouteProcedure:          authz.Administer,
+	c.AlertServiceListAlertsProcedure:           authz.Read,
+	c.AlertServiceGetAlertProcedure:             authz.Read,
+	c.AlertServiceListDeliveriesProcedure:       authz.Read,
+	c.AlertServiceRedeliverAlertProcedure:       authz.Administer,
+	c.AlertServiceListNotificationsProcedure:    authz.Read,
+	c.AlertServiceMarkNotificationReadProcedure: authz.Read,
+	c.AlertServiceWatchNotificationsProcedure:   authz.Read,
+
+	c.AnomalyServiceListAnomaliesProcedure:            authz.Read,
+	c.AnomalyServiceGetAnomalyProcedure:               authz.Read,
+	c.AnomalyServiceGetAnomalyConfigProcedure:         authz.Read,
+	c.AnomalyServiceUpdateAnomalyConfigProcedure:      authz.Administer,
+	c.AnomalyServiceRunAnomalyDetectionProcedure:      authz.Administer,
+	c.AnomalyServiceGetAnomalyDetectionRunProcedure:   authz.Read,
+	c.AnomalyServiceListAnomalyDetectionRunsProcedure: authz.Read,
 }
 
 // Permissions returns what each RPC needs (a copy, for tests and documentation).

@@ -117,6 +117,10 @@ func (s *Server) Handler() http.Handler {
 	mount(governorv1connect.IncidentServiceName, path, h)
 	path, h = governorv1connect.NewPolicyServiceHandler(&policyService{s}, opts)
 	mount(governorv1connect.PolicyServiceName, path, h)
+	path, h = governorv1connect.NewAlertServiceHandler(&alertService{s}, opts)
+	mount(governorv1connect.AlertServiceName, path, h)
+	path, h = governorv1connect.NewAnomalyServiceHandler(&anomalyService{s}, opts)
+	mount(governorv1connect.AnomalyServiceName, path, h)
 
 	reflector := grpcreflect.NewStaticReflector(append([]string{healthServiceName}, s.names...)...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))

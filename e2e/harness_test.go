@@ -118,6 +118,8 @@ type clients struct {
 	runs      governorv1connect.RunServiceClient
 	incidents governorv1connect.IncidentServiceClient
 	policies  governorv1connect.PolicyServiceClient
+	alerts    governorv1connect.AlertServiceClient
+	anomalies governorv1connect.AnomalyServiceClient
 }
 
 func (s *stack) clientsFor(secret string) clients {
@@ -137,6 +139,8 @@ func (s *stack) clientsFor(secret string) clients {
 
 		incidents: governorv1connect.NewIncidentServiceClient(s.http, s.baseURL, auth),
 		policies:  governorv1connect.NewPolicyServiceClient(s.http, s.baseURL, auth),
+		alerts:    governorv1connect.NewAlertServiceClient(s.http, s.baseURL, auth),
+		anomalies: governorv1connect.NewAnomalyServiceClient(s.http, s.baseURL, auth),
 	}
 }
 

@@ -4,6 +4,7 @@ package workers
 
 import (
 	"context"
+	"sync"
 	"fmt"
 	"log/slog"
 
@@ -12,6 +13,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/governor-hq/governor/activities"
+	"github.com/governor-hq/governor/internal/alerts"
 	"github.com/governor-hq/governor/internal/incidents"
 	"github.com/governor-hq/governor/internal/outbox"
 	"github.com/governor-hq/governor/internal/runs"
@@ -28,6 +30,11 @@ type Deps struct {
 	// SettleHooks run inside each run's settlement transaction (incidents for failed
 	// runs, limit-threshold alerts).
 	SettleHooks []runs.SettleHook
+	// Alerts are the alert channels' delivery settings (SMTP server, HTTP client).
+	Alerts alerts.DeliverOptions
+	// AnomalySchedule is the daily anomaly batch's schedule, created or updated at start
+	// (Cron empty or "off": none, e.g. for tests and benchmarks on a shared server).
+	AnomalySchedule workflows.AnomalyScheduleOptions
 }
 
 // Run registers Governor's search attributes (if missing), workflows and activities, and
@@ -36,11 +43,18 @@ func Run(ctx context.Context, d Deps) error {
 	if err := workflows.EnsureSearchAttributes(ctx, d.Client, d.Namespace); err != nil {
 		return fmt.Errorf("register search attributes: %w", err)
 	}
+	if c := d.AnomalySchedule.Cron; c != "" && c != "off" {
+		sched := d.AnomalySchedule
+		sched.TaskQueue = d.TaskQueue
+		if err := workflows.EnsureAnomalySchedule(ctx, d.Client, sched); err != nil {
+			return fmt.Errorf("anomaly schedule: %w", err)
+		}
+	}
 	w := worker.New(d.Client, d.TaskQueue, worker.Options{})
 	workflows.Register(w)
 	// What a run's settlement sets off, in the settlement's own transaction.
-	hooks := append([]runs.SettleHook{incidents.OnRunSettled}, d.SettleHooks...)
-	w.RegisterActivity(activities.New(d.Pool, d.Log, activities.Options{SettleHooks: hooks}))
+	hooks := append([]runs.SettleHook{incidents.OnRunSettled, alerts.OnRunSettled}, d.SettleHooks...)
+	w.RegisterActivity(activities.New(d.Pool, d.Log, activities.Options{SettleHooks: hooks, Alerts: d.Alerts}))
 	if err := w.Start(); err != nil {
 		return err
 	}
@@ -48,10 +62,11 @@ func Run(ctx context.Context, d Deps) error {
 	// Workers relay the outbox too, so workflow starts owed by an API process that died
 	// after committing are delivered even if no API process runs.
 	relay := outbox.New(d.Pool, d.Client, d.TaskQueue, d.Log)
-	done := make(chan struct{})
-	go func() { defer close(done); relay.Run(ctx) }()
+	var bg sync.WaitGroup
+	bg.Go(func() { relay.Run(ctx) })
+	bg.Go(func() { housekeep(ctx, d.Pool, d.Log) })
 	<-ctx.Done()
-	<-done
+	bg.Wait()
 	w.Stop()
 	return nil
 }

@@ -17,6 +17,8 @@ import (
 func Register(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(RunLifecycle, workflow.RegisterOptions{Name: lifecycle.RunWorkflowType})
 	r.RegisterWorkflowWithOptions(IncidentLifecycle, workflow.RegisterOptions{Name: lifecycle.IncidentWorkflowType})
+	r.RegisterWorkflowWithOptions(AlertDelivery, workflow.RegisterOptions{Name: lifecycle.AlertDeliveryWorkflowType})
+	r.RegisterWorkflowWithOptions(AnomalyBatch, workflow.RegisterOptions{Name: lifecycle.AnomalyBatchWorkflowType})
 }
 
 // EnsureSearchAttributes registers Governor's search attributes in the namespace if they

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/governor-hq/governor/db"
@@ -100,6 +101,67 @@ that dev would use (DATABASE_URL, else 127.0.0.1:5432, else a private cluster), 
 	cmd.Flags().DurationVar(&e2eDuration, "e2e-duration", 10*time.Second, "length of each end-to-end point")
 	cmd.Flags().BoolVar(&skipE2E, "skip-e2e", false, "only the admission benchmark")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file")
+	cmd.AddCommand(benchAnomaliesCmd())
+	return cmd
+}
+
+func benchAnomaliesCmd() *cobra.Command {
+	var o bench.AnomalyOptions
+	cmd := &cobra.Command{
+		Use:   "anomalies",
+		Short: "Measure the anomaly batch on N cost records beside a plain sequential scan of the same table",
+		Long: `bench anomalies seeds a fresh scratch database (governor_bench_anomalies, dropped and
+recreated for each size) with N settled runs and their cost records over 29 days, then prints,
+for each N, in the same database and run:
+
+  - a plain sequential scan of cost_records summing cost per day (the yardstick);
+  - the first (cold) anomaly batch: roll up 29 days, evaluate every series, write findings;
+  - the next day's batch: roll up one new day and evaluate.
+
+The 5,000,000 point takes minutes to seed: ask for it with --records 50000,5000000.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			o.Out = cmd.OutOrStdout()
+			o.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			pg, err := devstack.EnsurePostgres(ctx, devstack.PostgresOptions{URL: cfg.DatabaseURL, Database: "postgres", DataDir: cfg.DataDir + "/postgres",
+				Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...) }})
+			if err != nil {
+				return err
+			}
+			defer pg.Stop(context.Background()) //nolint:errcheck
+			fresh := func(ctx context.Context) (*pgxpool.Pool, func(), error) {
+				url, err := scratchDatabase(ctx, pg.AdminURL, "governor_bench_anomalies")
+				if err != nil {
+					return nil, nil, err
+				}
+				pool, err := db.Open(ctx, url)
+				if err != nil {
+					return nil, nil, err
+				}
+				if _, err := db.MigrateUp(ctx, pool); err != nil {
+					pool.Close()
+					return nil, nil, err
+				}
+				return pool, pool.Close, nil
+			}
+			var version string
+			if pool, drop, err := fresh(ctx); err == nil {
+				_ = pool.QueryRow(ctx, "SHOW server_version").Scan(&version)
+				drop()
+			}
+			fmt.Fprintf(o.Out, "PostgreSQL %s, GOMAXPROCS %d, records %v\n", version, runtimeProcs(), o.Records)
+			_, err = bench.Anomalies(ctx, fresh, o)
+			return err
+		},
+	}
+	cmd.Flags().IntSliceVar(&o.Records, "records", []int{50_000}, "cost-record counts to measure (add 5000000 for seed 001's large point)")
+	cmd.Flags().IntVar(&o.Agents, "agents", 50, "agents (each with its own API key)")
+	cmd.Flags().IntVar(&o.Models, "models", 5, "models")
 	return cmd
 }
 

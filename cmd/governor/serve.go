@@ -15,8 +15,10 @@ import (
 
 	"github.com/governor-hq/governor/api"
 	"github.com/governor-hq/governor/db"
+	"github.com/governor-hq/governor/internal/alerts"
 	"github.com/governor-hq/governor/internal/config"
 	"github.com/governor-hq/governor/workers"
+	"github.com/governor-hq/governor/workflows"
 )
 
 const defaultTemporalAddress = "127.0.0.1:7233"
@@ -132,7 +134,9 @@ func runWorker(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *
 		return err
 	}
 	defer c.Close()
-	return workers.Run(ctx, workers.Deps{Client: c, Pool: pool, Log: log, TaskQueue: cfg.TaskQueue, Namespace: cfg.TemporalNamespace})
+	return workers.Run(ctx, workers.Deps{Client: c, Pool: pool, Log: log, TaskQueue: cfg.TaskQueue, Namespace: cfg.TemporalNamespace,
+		Alerts:          alerts.DeliverOptions{SMTP: alerts.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword}},
+		AnomalySchedule: workflows.AnomalyScheduleOptions{Cron: cfg.AnomalySchedule, Catchup: cfg.AnomalyCatchup}})
 }
 
 // runAll runs the API and the worker in one process until ctx ends or one fails.

@@ -7,6 +7,8 @@ package dbsqlc
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type Agent struct {
@@ -17,6 +19,173 @@ type Agent struct {
 	Description string
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+}
+
+type Alert struct {
+	OrgID           string
+	ID              string
+	DedupeKey       string
+	Kind            string
+	Severity        string
+	Title           string
+	Body            string
+	EntityType      string
+	EntityID        string
+	Related         json.RawMessage
+	Data            json.RawMessage
+	DigestChannelID *string
+	DigestStatus    *string
+	DigestSendAt    *time.Time
+	DigestCount     int32
+	CreatedAt       time.Time
+}
+
+type AlertChannel struct {
+	OrgID               string
+	ID                  string
+	Name                string
+	Type                string
+	Url                 string
+	EmailTo             []string
+	Secret              string
+	PrevSecret          string
+	PrevSecretExpiresAt *time.Time
+	Enabled             bool
+	DisabledReason      string
+	DisabledAt          *time.Time
+	MaxPerHour          int32
+	MaxPerDay           int32
+	RetryInitialMs      int64
+	RetryMaxIntervalMs  int64
+	RetryMaxAgeMs       int64
+	DisableAfterMs      int64
+	FailingSince        *time.Time
+	LastSuccessAt       *time.Time
+	LastFailureAt       *time.Time
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+	DeletedAt           *time.Time
+}
+
+type AlertChannelUsage struct {
+	ChannelID string
+	HourStart time.Time
+	HourCount int32
+	DayStart  time.Time
+	DayCount  int32
+}
+
+type AlertDelivery struct {
+	OrgID          string
+	ID             string
+	AlertID        string
+	ChannelID      string
+	Status         string
+	DigestAlertID  *string
+	WorkflowID     string
+	Attempts       int32
+	RetryUntil     time.Time
+	NextAttemptAt  *time.Time
+	LastAttemptAt  *time.Time
+	LastStatusCode int32
+	LastError      string
+	DeliveredAt    *time.Time
+	FailedAt       *time.Time
+	Body           []byte
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+type AlertDeliveryAttempt struct {
+	DeliveryID   string
+	Number       int32
+	StartedAt    time.Time
+	FinishedAt   *time.Time
+	Outcome      string
+	StatusCode   int32
+	LatencyMs    int64
+	Error        string
+	RetryAfterMs int64
+}
+
+type AlertRoute struct {
+	OrgID       string
+	ID          string
+	Name        string
+	Kinds       []string
+	MinSeverity string
+	ChannelIds  []string
+	Enabled     bool
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	DeletedAt   *time.Time
+}
+
+type Anomaly struct {
+	OrgID       string
+	ID          string
+	DedupeKey   string
+	Type        string
+	EntityType  string
+	EntityID    string
+	Metric      string
+	Method      string
+	Severity    string
+	Day         pgtype.Date
+	WindowStart time.Time
+	WindowEnd   time.Time
+	Baseline    float64
+	Observed    float64
+	Deviation   float64
+	Score       int32
+	Confidence  float64
+	Context     json.RawMessage
+	LimitID     *string
+	IncidentID  *string
+	AlertID     *string
+	RunID       *string
+	DetectedAt  time.Time
+}
+
+type AnomalyProgress struct {
+	OrgID            string
+	EvaluatedThrough pgtype.Date
+	UpdatedAt        time.Time
+}
+
+type AnomalyRun struct {
+	OrgID            string
+	ID               string
+	WorkflowID       string
+	Trigger          string
+	Status           string
+	RequestedDay     pgtype.Date
+	Days             []pgtype.Date
+	SeriesEvaluated  int64
+	AnomaliesFound   int32
+	AnomaliesCreated int32
+	IncidentsLinked  int32
+	AlertsRaised     int32
+	Error            string
+	RequestedBy      string
+	CreatedAt        time.Time
+	StartedAt        *time.Time
+	FinishedAt       *time.Time
+}
+
+type AnomalySetting struct {
+	OrgID             string
+	Enabled           bool
+	Metrics           []string
+	Methods           []string
+	InfoThreshold     float64
+	WarningThreshold  float64
+	HighThreshold     float64
+	CriticalThreshold float64
+	LookbackDays      int32
+	MinDataPoints     int32
+	MinDailyRuns      int32
+	UpdatedAt         time.Time
 }
 
 type ApiKey struct {
@@ -113,6 +282,7 @@ type CostRecord struct {
 	RunStatus    string
 	RecordedAt   time.Time
 	IncidentID   *string
+	LatencyMs    *int64
 }
 
 type DomainEvent struct {
@@ -233,6 +403,26 @@ type ModelPrice struct {
 	UpdatedAt           time.Time
 }
 
+type Notification struct {
+	OrgID      string
+	ID         string
+	Seq        int64
+	AlertID    string
+	Kind       string
+	Severity   string
+	Title      string
+	Body       string
+	EntityType string
+	EntityID   string
+	CreatedAt  time.Time
+}
+
+type NotificationRead struct {
+	NotificationID string
+	UserID         string
+	ReadAt         time.Time
+}
+
 type Organization struct {
 	ID        string
 	Name      string
@@ -342,6 +532,27 @@ type RunReservation struct {
 	Amount      int64
 	ExpiresAt   time.Time
 	Released    bool
+}
+
+type UsageDaily struct {
+	OrgID        string
+	EntityType   string
+	EntityID     string
+	Day          pgtype.Date
+	CostMicros   int64
+	Tokens       int64
+	Runs         int64
+	Failed       int64
+	LatencySumMs int64
+	LatencyCount int64
+}
+
+type UsageDay struct {
+	OrgID    string
+	Day      pgtype.Date
+	Records  int64
+	Complete bool
+	RolledAt time.Time
 }
 
 type User struct {

@@ -141,7 +141,7 @@ func (q *Queries) AgentsForAdmission(ctx context.Context, db DBTX, agentIds []st
 }
 
 const costRecordForRun = `-- name: CostRecordForRun :one
-SELECT org_id, id, run_id, project_id, agent_id, api_key_id, model, feature, cost_micros, input_tokens, output_tokens, run_status, recorded_at, incident_id FROM cost_records WHERE org_id = $1 AND run_id = $2
+SELECT org_id, id, run_id, project_id, agent_id, api_key_id, model, feature, cost_micros, input_tokens, output_tokens, run_status, recorded_at, incident_id, latency_ms FROM cost_records WHERE org_id = $1 AND run_id = $2
 `
 
 type CostRecordForRunParams struct {
@@ -167,6 +167,7 @@ func (q *Queries) CostRecordForRun(ctx context.Context, db DBTX, arg CostRecordF
 		&i.RunStatus,
 		&i.RecordedAt,
 		&i.IncidentID,
+		&i.LatencyMs,
 	)
 	return i, err
 }
@@ -177,7 +178,7 @@ INSERT INTO cost_records (org_id, id, run_id, project_id, agent_id, api_key_id, 
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
         $9, $10, $11, $12)
 ON CONFLICT (run_id) DO NOTHING
-RETURNING org_id, id, run_id, project_id, agent_id, api_key_id, model, feature, cost_micros, input_tokens, output_tokens, run_status, recorded_at, incident_id
+RETURNING org_id, id, run_id, project_id, agent_id, api_key_id, model, feature, cost_micros, input_tokens, output_tokens, run_status, recorded_at, incident_id, latency_ms
 `
 
 type CostRecordInsertParams struct {
@@ -226,12 +227,13 @@ func (q *Queries) CostRecordInsert(ctx context.Context, db DBTX, arg CostRecordI
 		&i.RunStatus,
 		&i.RecordedAt,
 		&i.IncidentID,
+		&i.LatencyMs,
 	)
 	return i, err
 }
 
 const costRecordList = `-- name: CostRecordList :many
-SELECT org_id, id, run_id, project_id, agent_id, api_key_id, model, feature, cost_micros, input_tokens, output_tokens, run_status, recorded_at, incident_id FROM cost_records
+SELECT org_id, id, run_id, project_id, agent_id, api_key_id, model, feature, cost_micros, input_tokens, output_tokens, run_status, recorded_at, incident_id, latency_ms FROM cost_records
 WHERE org_id = $1
   AND ($2::text = '' OR agent_id = $2)
   AND ($3::text = '' OR api_key_id = $3)
@@ -295,6 +297,7 @@ func (q *Queries) CostRecordList(ctx context.Context, db DBTX, arg CostRecordLis
 			&i.RunStatus,
 			&i.RecordedAt,
 			&i.IncidentID,
+			&i.LatencyMs,
 		); err != nil {
 			return nil, err
 		}

@@ -40,6 +40,15 @@ type Config struct {
 	// FaultExitAfterAdmit makes the API process exit right after it commits its first
 	// admission batch, before starting the runs' workflows. Crash-safety tests only.
 	FaultExitAfterAdmit bool
+	// SMTP is the mail server email alert channels send through (Addr empty: none).
+	SMTPAddr     string
+	SMTPFrom     string
+	SMTPUsername string
+	SMTPPassword string
+	// AnomalySchedule is the cron expression (UTC) of the daily anomaly batch's Temporal
+	// Schedule, or "off"; AnomalyCatchup its catch-up window.
+	AnomalySchedule string
+	AnomalyCatchup  time.Duration
 }
 
 // Setting documents one configuration variable.
@@ -115,6 +124,24 @@ var settings = []Setting{
 			c.FaultExitAfterAdmit = b
 			return nil
 		}},
+	{Env: "GOVERNOR_SMTP_ADDR", Flag: "smtp-addr", Default: "",
+		Help:  "host:port of the SMTP server email alert channels send through (STARTTLS whenever it offers it). Empty: email deliveries fail and are retried until it is set.",
+		apply: str(func(c *Config) *string { return &c.SMTPAddr })},
+	{Env: "GOVERNOR_SMTP_FROM", Flag: "smtp-from", Default: "Governor <governor@localhost>",
+		Help:  "From address of alert emails.",
+		apply: str(func(c *Config) *string { return &c.SMTPFrom })},
+	{Env: "GOVERNOR_SMTP_USERNAME", Flag: "smtp-username", Default: "",
+		Help:  "SMTP user (PLAIN authentication, only over TLS); empty: no authentication.",
+		apply: str(func(c *Config) *string { return &c.SMTPUsername })},
+	{Env: "GOVERNOR_SMTP_PASSWORD", Flag: "smtp-password", Default: "",
+		Help:  "SMTP password.",
+		apply: str(func(c *Config) *string { return &c.SMTPPassword })},
+	{Env: "GOVERNOR_ANOMALY_SCHEDULE", Flag: "anomaly-schedule", Default: "15 0 * * *",
+		Help:  "Cron expression (UTC) of the Temporal Schedule that starts the daily anomaly batch (the worker creates or updates it at start); `off` for none.",
+		apply: str(func(c *Config) *string { return &c.AnomalySchedule })},
+	{Env: "GOVERNOR_ANOMALY_CATCHUP_WINDOW", Flag: "anomaly-catchup-window", Default: "6h",
+		Help:  "How late a missed scheduled anomaly batch may still start after Temporal was unavailable (the next batch catches up on missed days anyway).",
+		apply: dur(func(c *Config) *time.Duration { return &c.AnomalyCatchup })},
 }
 
 // Settings lists every configuration variable, for documentation.

@@ -32,6 +32,9 @@ const (
 	Route      = "rte"
 	Delivery   = "dlv"
 	Prevention = "prv"
+	// Notification is an in-app notification; AnomalyRun one execution of detection.
+	Notification = "ntf"
+	AnomalyRun   = "anr"
 )
 
 // Crockford's base32 alphabet in lower case: no i, l, o, u, so no look-alikes.

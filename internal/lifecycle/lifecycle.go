@@ -15,7 +15,59 @@ import (
 const (
 	RunWorkflowType      = "RunLifecycle"
 	IncidentWorkflowType = "IncidentLifecycle"
+	// AlertDeliveryWorkflowType delivers one alert to one channel, with retries.
+	AlertDeliveryWorkflowType = "AlertDelivery"
+	// AnomalyBatchWorkflowType runs anomaly detection: for one organization (on demand) or
+	// for every organization (the daily schedule).
+	AnomalyBatchWorkflowType = "AnomalyBatch"
 )
+
+// AlertDeliveryWorkflowID is the ID of the workflow delivering an alert to a channel:
+// "alert/<alert id>/<channel id>".
+func AlertDeliveryWorkflowID(alertID, channelID string) string {
+	return "alert/" + alertID + "/" + channelID
+}
+
+// AlertDeliveryInput starts an alert delivery's workflow.
+type AlertDeliveryInput struct {
+	OrgID       string `json:"org_id"`
+	AlertID     string `json:"alert_id"`
+	ChannelID   string `json:"channel_id"`
+	DeliveryID  string `json:"delivery_id"`
+	ChannelType string `json:"channel_type"`
+	Kind        string `json:"kind"`
+	Severity    string `json:"severity"`
+	// NotBefore delays the first attempt (digests are sent when the rate-limit window
+	// that held their alerts back ends).
+	NotBefore time.Time `json:"not_before,omitzero"`
+}
+
+// AnomalyBatchWorkflowID is the ID of an on-demand detection run:
+// "anomaly-batch/<org id>/<run id>". Scheduled batches get the schedule's IDs
+// ("anomaly-batch-<time>").
+func AnomalyBatchWorkflowID(orgID, runID string) string {
+	return "anomaly-batch/" + orgID + "/" + runID
+}
+
+// AnomalyScheduleWorkflowID is the workflow ID prefix of scheduled batches (Temporal adds
+// the scheduled time).
+const AnomalyScheduleWorkflowID = "anomaly-batch"
+
+// AnomalyScheduleID is the ID of the Temporal Schedule that starts the daily batch of a
+// deployment (one per task queue): "anomaly-daily/<task queue>".
+func AnomalyScheduleID(taskQueue string) string { return "anomaly-daily/" + taskQueue }
+
+// AnomalyBatchInput starts an anomaly batch. The schedule starts it with no organization:
+// every organization, for the days each has due.
+type AnomalyBatchInput struct {
+	// OrgID and RunID: one organization's on-demand run (RunAnomalyDetection).
+	OrgID string `json:"org_id,omitempty"`
+	RunID string `json:"run_id,omitempty"`
+	// Day to evaluate (YYYY-MM-DD); empty: the last complete day.
+	Day string `json:"day,omitempty"`
+	// AfterOrg resumes a scheduled batch that continued as new.
+	AfterOrg string `json:"after_org,omitempty"`
+}
 
 // IncidentWorkflowID is the ID of an incident's workflow: "incident/<fingerprint>". A
 // fingerprint has one open incident at a time, and one workflow.
@@ -57,6 +109,9 @@ const (
 	// SignalProposalDecision carries an approver's decision on a policy proposal
 	// (ProposalDecision). PolicyService sends it; so may an operator with the Temporal CLI.
 	SignalProposalDecision = "proposal-decision"
+	// SignalAlertRedeliver tells an alert delivery's workflow that RedeliverAlert gave its
+	// delivery a new retry period; its argument is the delivery id.
+	SignalAlertRedeliver = "alert-redeliver"
 )
 
 // ProposalDecision is the argument of SignalProposalDecision.
@@ -85,11 +140,13 @@ var (
 	SearchStatus  = temporal.NewSearchAttributeKeyKeyword("GovernorStatus")
 	// SearchSeverity is an incident's (or alert's) severity.
 	SearchSeverity = temporal.NewSearchAttributeKeyKeyword("GovernorSeverity")
+	// SearchChannel is the channel an alert delivery goes to.
+	SearchChannel = temporal.NewSearchAttributeKeyKeyword("GovernorChannel")
 )
 
 // SearchAttributes lists every attribute Governor registers.
 func SearchAttributes() []temporal.SearchAttributeKeyKeyword {
-	return []temporal.SearchAttributeKeyKeyword{SearchOrg, SearchProject, SearchAgent, SearchAPIKey, SearchStatus, SearchSeverity}
+	return []temporal.SearchAttributeKeyKeyword{SearchOrg, SearchProject, SearchAgent, SearchAPIKey, SearchStatus, SearchSeverity, SearchChannel}
 }
 
 // Start says how to start (or signal-with-start) a workflow from an outbox row.
@@ -119,6 +176,25 @@ func DecodeStart(workflowType string, payload []byte) (Start, error) {
 		attrs := []temporal.SearchAttributeUpdate{SearchOrg.ValueSet(in.OrgID), SearchStatus.ValueSet("open"), SearchSeverity.ValueSet(in.Severity)}
 		if in.AgentID != "" {
 			attrs = append(attrs, SearchAgent.ValueSet(in.AgentID))
+		}
+		return Start{Input: in, SearchAttributes: temporal.NewSearchAttributes(attrs...)}, nil
+	case AlertDeliveryWorkflowType:
+		var in AlertDeliveryInput
+		if err := json.Unmarshal(payload, &in); err != nil {
+			return Start{}, err
+		}
+		return Start{Input: in, SearchAttributes: temporal.NewSearchAttributes(
+			SearchOrg.ValueSet(in.OrgID), SearchChannel.ValueSet(in.ChannelID), SearchSeverity.ValueSet(in.Severity),
+			SearchStatus.ValueSet("pending"),
+		)}, nil
+	case AnomalyBatchWorkflowType:
+		var in AnomalyBatchInput
+		if err := json.Unmarshal(payload, &in); err != nil {
+			return Start{}, err
+		}
+		attrs := []temporal.SearchAttributeUpdate{SearchStatus.ValueSet("running")}
+		if in.OrgID != "" {
+			attrs = append(attrs, SearchOrg.ValueSet(in.OrgID))
 		}
 		return Start{Input: in, SearchAttributes: temporal.NewSearchAttributes(attrs...)}, nil
 	}
