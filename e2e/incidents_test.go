@@ -212,6 +212,18 @@ func TestScenario2And3IncidentPolicyLoopAndTracing(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, activations.Msg.Entries, 1)
 
+	// People were alerted: the high incident when it opened, the proposal while it waited.
+	for entity, kind := range map[string]v1.AlertKind{inc.Id: v1.AlertKind_ALERT_KIND_INCIDENT, prop.Id: v1.AlertKind_ALERT_KIND_PROPOSAL_PENDING} {
+		typ := "incident"
+		if kind == v1.AlertKind_ALERT_KIND_PROPOSAL_PENDING {
+			typ = "proposal"
+		}
+		al, err := tn.admin.alerts.ListAlerts(ctx, connect.NewRequest(&v1.ListAlertsRequest{Entity: &v1.EntityRef{Type: typ, Id: entity}}))
+		require.NoError(t, err)
+		require.Len(t, al.Msg.Alerts, 1, "one %s alert", kind)
+		require.Equal(t, kind, al.Msg.Alerts[0].Kind)
+	}
+
 	// Resolution ends the workflow; its history replays against the current code.
 	_, err = approver.incidents.ResolveIncident(ctx, connect.NewRequest(&v1.ResolveIncidentRequest{Id: inc.Id, Note: "loop guard shipped"}))
 	require.NoError(t, err)

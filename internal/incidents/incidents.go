@@ -20,6 +20,7 @@ import (
 
 	"github.com/governor-hq/governor/db/dbsqlc"
 	"github.com/governor-hq/governor/internal/actor"
+	"github.com/governor-hq/governor/internal/alerts"
 	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/ids"
 	"github.com/governor-hq/governor/internal/lifecycle"
@@ -199,6 +200,25 @@ func Record(ctx context.Context, tx pgx.Tx, o Occurrence, by actor.Actor) (Recor
 			Data:    map[string]any{"from": out.Previous, "to": inc.Severity},
 		}); err != nil {
 			return out, err
+		}
+	}
+	// High and critical incidents alert people: once when opened (or escalated into
+	// high/critical), once more on reaching critical.
+	if SeverityRank(inc.Severity) >= SeverityRank("high") && (out.Opened || out.Escalated) {
+		transition := "opened"
+		if !out.Opened {
+			transition = "escalated-" + inc.Severity
+		}
+		if _, _, err := alerts.Raise(ctx, tx, alerts.Trigger{
+			OrgID: inc.OrgID, Kind: alerts.KindIncident, Severity: inc.Severity,
+			DedupeKey: "incident/" + inc.ID + "/" + transition,
+			Title:     fmt.Sprintf("%s incident: %s", strings.ToUpper(inc.Severity), inc.Title),
+			Body: fmt.Sprintf("Incident %s (%s) has %d occurrence(s) affecting %d run(s), costing %s so far.",
+				inc.ID, inc.Category, inc.Occurrences, inc.RunsAffected, dollars(inc.CostMicros)),
+			Entity: events.Ref{Type: "incident", ID: inc.ID}, Related: related,
+			Data: map[string]any{"fingerprint": fp, "category": inc.Category, "transition": transition},
+		}); err != nil {
+			return out, fmt.Errorf("raise incident alert: %w", err)
 		}
 	}
 	payload, _ := json.Marshal(lifecycle.IncidentInput{OrgID: inc.OrgID, IncidentID: inc.ID, Fingerprint: fp, AgentID: deref(inc.AgentID), Severity: inc.Severity})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/governor-hq/governor/db/dbsqlc"
 	"github.com/governor-hq/governor/internal/actor"
+	"github.com/governor-hq/governor/internal/alerts"
 	"github.com/governor-hq/governor/internal/change"
 	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/ids"
@@ -105,11 +106,14 @@ func Propose(ctx context.Context, pool *pgxpool.Pool, incidentID, by string) (*P
 		if !p.Created {
 			return nil
 		}
-		return c.Record(ctx, "policy_proposal.create", nil, ProposalView(prop, inc.Fingerprint), events.Event{
+		if err := c.Record(ctx, "policy_proposal.create", nil, ProposalView(prop, inc.Fingerprint), events.Event{
 			Domain: events.DomainPolicies, Type: "proposal_created", Entity: events.Ref{Type: "proposal", ID: prop.ID},
 			Related: []events.Ref{{Type: "incident", ID: inc.ID}}, CorrelationID: correlationOf(inc),
 			Summary: "Policy proposed for incident " + inc.ID + ": " + describeSpec(spec),
-		})
+		}); err != nil {
+			return err
+		}
+		return pendingAlert(ctx, c, prop, inc, "created")
 	})
 	return out, err
 }
@@ -256,6 +260,28 @@ func Decide(ctx context.Context, pool *pgxpool.Pool, d lifecycle.ProposalDecisio
 	return out, err
 }
 
+// pendingAlert tells approvers that a proposal waits for them (when created, and once more
+// when reminded).
+func pendingAlert(ctx context.Context, c *change.Tx, p dbsqlc.PolicyProposal, inc dbsqlc.Incident, transition string) error {
+	title := "Policy proposal awaiting approval: " + p.Title
+	if transition == "reminder" {
+		title = "Reminder: " + title
+	}
+	_, _, err := alerts.Raise(ctx, c.DB, alerts.Trigger{
+		OrgID: p.OrgID, Kind: alerts.KindProposalPending, Severity: "warning",
+		DedupeKey: "proposal/" + p.ID + "/" + transition, Title: title,
+		Body: p.Rationale + " Approve or reject it with PolicyService.ApproveProposal / RejectProposal (expires " +
+			p.ExpiresAt.UTC().Format(time.RFC3339) + ").",
+		Entity:  events.Ref{Type: "proposal", ID: p.ID},
+		Related: []events.Ref{{Type: "incident", ID: inc.ID}},
+		Data:    map[string]any{"incident_id": inc.ID, "expires_at": p.ExpiresAt, "transition": transition},
+	})
+	if err != nil {
+		return fmt.Errorf("raise proposal alert: %w", err)
+	}
+	return nil
+}
+
 func comment(c string) string {
 	if c == "" {
 		return ""
@@ -349,8 +375,10 @@ func closeOrRemind(ctx context.Context, pool *pgxpool.Pool, proposalID, by strin
 			out.Reminded = true
 			ev.Type = "proposal_reminder"
 			ev.Summary = "Policy proposal " + p.ID + " is still waiting for a decision (expires " + p.ExpiresAt.UTC().Format(time.RFC3339) + ")"
-			_, err = c.Emit(ctx, ev)
-			return err
+			if _, err = c.Emit(ctx, ev); err != nil {
+				return err
+			}
+			return pendingAlert(ctx, c, p, inc, "reminder")
 		}
 		before := ProposalView(p, inc.Fingerprint)
 		if p, err = c.Q.ProposalClose(ctx, c.DB, dbsqlc.ProposalCloseParams{ID: p.ID, Status: "expired"}); err != nil {
