@@ -15,6 +15,7 @@ import (
 	"github.com/governor-hq/governor/db"
 	"github.com/governor-hq/governor/internal/bench"
 	"github.com/governor-hq/governor/internal/devstack"
+	"github.com/governor-hq/governor/internal/lifecycle"
 )
 
 func benchCmd() *cobra.Command {
@@ -82,13 +83,28 @@ that dev would use (DATABASE_URL, else 127.0.0.1:5432, else a private cluster), 
 				return nil
 			}
 			tmp, err := devstack.EnsureTemporal(ctx, devstack.TemporalOptions{Address: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
-				Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...) }})
+				KeywordSearchAttributes: lifecycle.SearchAttributeNames(),
+				Logf:                    func(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...) }})
 			if err != nil {
 				return err
 			}
 			defer tmp.Stop(context.Background()) //nolint:errcheck
 			cfg.TemporalAddress = tmp.Address
-			return bench.Lifecycle(ctx, pool, bench.LifecycleOptions{
+			// A database of its own: the admission points leave many runs (and their
+			// workflow starts, in the outbox) that this point must not wait behind.
+			lurl, err := scratchDatabase(ctx, pg.AdminURL, "governor_bench_lifecycle")
+			if err != nil {
+				return err
+			}
+			lpool, err := db.Open(ctx, lurl)
+			if err != nil {
+				return err
+			}
+			defer lpool.Close()
+			if _, err := db.MigrateUp(ctx, lpool); err != nil {
+				return err
+			}
+			return bench.Lifecycle(ctx, lpool, bench.LifecycleOptions{
 				TemporalAddress: tmp.Address, Namespace: cfg.TemporalNamespace, Clients: e2eClients, Duration: e2eDuration,
 				Out: o.Out, Log: o.Log, InMemory: tmp.Started,
 			})

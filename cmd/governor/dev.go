@@ -15,6 +15,7 @@ import (
 	"github.com/governor-hq/governor/db"
 	"github.com/governor-hq/governor/internal/config"
 	"github.com/governor-hq/governor/internal/devstack"
+	"github.com/governor-hq/governor/internal/lifecycle"
 )
 
 func devCmd() *cobra.Command {
@@ -80,7 +81,8 @@ func startDeps(ctx context.Context, cfg config.Config, memory bool) (deps, error
 	}
 	topts := devstack.TemporalOptions{
 		Address: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Logf: logf,
-		LogFile: filepath.Join(dataDir, "temporal.log"),
+		LogFile:                 filepath.Join(dataDir, "temporal.log"),
+		KeywordSearchAttributes: lifecycle.SearchAttributeNames(),
 	}
 	if !memory {
 		// Temporal's usual ports when free, so the Web UI stays at one address.

@@ -36,6 +36,9 @@ type TemporalOptions struct {
 	// free; 0, or a taken port, means any free port.
 	Port   int
 	UIPort int
+	// KeywordSearchAttributes are registered when the dev server starts, so workflows can
+	// use them from the first moment (added later, they take a while to become usable).
+	KeywordSearchAttributes []string
 }
 
 // Temporal is a usable server. Stop it when done (a no-op unless we started it).
@@ -136,6 +139,9 @@ func startTemporal(ctx context.Context, cli string, o TemporalOptions) (*Tempora
 	}
 	if o.DBFile != "" {
 		args = append(args, "--db-filename", o.DBFile)
+	}
+	for _, sa := range o.KeywordSearchAttributes {
+		args = append(args, "--search-attribute", sa+"=Keyword")
 	}
 	if o.Namespace != defaultNamespace { // "default" is always created; naming it twice fails
 		args = append(args, "--namespace", o.Namespace)

@@ -200,3 +200,12 @@ func DecodeStart(workflowType string, payload []byte) (Start, error) {
 	}
 	return Start{}, fmt.Errorf("unknown workflow type %q", workflowType)
 }
+
+// SearchAttributeNames lists the names of every attribute Governor registers.
+func SearchAttributeNames() []string {
+	var out []string
+	for _, k := range SearchAttributes() {
+		out = append(out, k.GetName())
+	}
+	return out
+}

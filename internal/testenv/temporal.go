@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/governor-hq/governor/internal/devstack"
+	"github.com/governor-hq/governor/internal/lifecycle"
 )
 
 var temporalServer struct {
@@ -31,7 +32,8 @@ func TemporalAddress(t testing.TB) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
 		temporalServer.srv, temporalServer.err = devstack.EnsureTemporal(ctx, devstack.TemporalOptions{
-			Logf: func(format string, args ...any) { fmt.Fprintf(os.Stderr, "testenv: "+format+"\n", args...) },
+			Logf:                    func(format string, args ...any) { fmt.Fprintf(os.Stderr, "testenv: "+format+"\n", args...) },
+			KeywordSearchAttributes: lifecycle.SearchAttributeNames(),
 		})
 		if temporalServer.err == nil {
 			temporalServer.addr = temporalServer.srv.Address
