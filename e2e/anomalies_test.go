@@ -32,9 +32,9 @@ func seedDay(t *testing.T, tn *tenant, ag agentKit, day time.Time, n int, costMi
 		         VALUES ($1, $2, $3, $4, $5, 'gpt-4o', 'chat', $6, $7, $7, $7, $6, $8, 1000, 200, $9)`,
 			tn.org.Organization.Id, runID, ag.projectID, ag.agentID, ag.keyID, status, at, costMicros, latencyMs)
 		b.Queue(`INSERT INTO cost_records (org_id, id, run_id, project_id, agent_id, api_key_id, model, feature, cost_micros,
-		           input_tokens, output_tokens, run_status, recorded_at)
-		         VALUES ($1, $2, $3, $4, $5, $6, 'gpt-4o', 'chat', $7, 1000, 200, $8, $9)`,
-			tn.org.Organization.Id, ids.New(ids.CostRecord), runID, ag.projectID, ag.agentID, ag.keyID, costMicros, status, at)
+		           input_tokens, output_tokens, run_status, recorded_at, latency_ms)
+		         VALUES ($1, $2, $3, $4, $5, $6, 'gpt-4o', 'chat', $7, 1000, 200, $8, $9, $10)`,
+			tn.org.Organization.Id, ids.New(ids.CostRecord), runID, ag.projectID, ag.agentID, ag.keyID, costMicros, status, at, latencyMs)
 	}
 	require.NoError(t, tn.pool.SendBatch(context.Background(), b).Close())
 }

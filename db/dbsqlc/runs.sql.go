@@ -174,9 +174,9 @@ func (q *Queries) CostRecordForRun(ctx context.Context, db DBTX, arg CostRecordF
 
 const costRecordInsert = `-- name: CostRecordInsert :one
 INSERT INTO cost_records (org_id, id, run_id, project_id, agent_id, api_key_id, model,
-                          feature, cost_micros, input_tokens, output_tokens, run_status)
+                          feature, cost_micros, input_tokens, output_tokens, run_status, latency_ms)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-        $9, $10, $11, $12)
+        $9, $10, $11, $12, $13)
 ON CONFLICT (run_id) DO NOTHING
 RETURNING org_id, id, run_id, project_id, agent_id, api_key_id, model, feature, cost_micros, input_tokens, output_tokens, run_status, recorded_at, incident_id, latency_ms
 `
@@ -194,6 +194,7 @@ type CostRecordInsertParams struct {
 	InputTokens  int64
 	OutputTokens int64
 	RunStatus    string
+	LatencyMs    *int64
 }
 
 func (q *Queries) CostRecordInsert(ctx context.Context, db DBTX, arg CostRecordInsertParams) (CostRecord, error) {
@@ -210,6 +211,7 @@ func (q *Queries) CostRecordInsert(ctx context.Context, db DBTX, arg CostRecordI
 		arg.InputTokens,
 		arg.OutputTokens,
 		arg.RunStatus,
+		arg.LatencyMs,
 	)
 	var i CostRecord
 	err := row.Scan(

@@ -12,8 +12,6 @@ DROP TABLE anomalies;
 DROP TABLE anomaly_runs;
 DROP FUNCTION usage_daily_rollup(text, date, timestamptz, timestamptz, boolean);
 DROP TABLE usage_days;
-DROP TRIGGER cost_records_copy_latency ON cost_records;
-DROP FUNCTION cost_records_copy_latency();
 ALTER TABLE cost_records DROP COLUMN latency_ms;
 DROP TABLE usage_daily;
 DROP TABLE anomaly_progress;

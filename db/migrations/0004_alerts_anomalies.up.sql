@@ -62,24 +62,11 @@ CREATE TABLE usage_days (
     PRIMARY KEY (org_id, day)
 );
 
--- Each cost record carries its run's latency, copied in when the record is written, so
--- that rollups read cost_records alone (joining runs for it cost a hash of the whole runs
--- table per day rolled up).
+-- Each cost record carries its run's latency (settlement writes it), so that rollups read
+-- cost_records alone (joining runs for it cost a hash of the whole runs table per day
+-- rolled up).
 ALTER TABLE cost_records ADD COLUMN latency_ms bigint;
 UPDATE cost_records c SET latency_ms = r.latency_ms FROM runs r WHERE r.id = c.run_id;
-
-CREATE FUNCTION cost_records_copy_latency() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.latency_ms IS NULL THEN
-        SELECT r.latency_ms INTO NEW.latency_ms FROM runs r WHERE r.id = NEW.run_id;
-    END IF;
-    RETURN NEW;
-END
-$$;
-CREATE TRIGGER cost_records_copy_latency
-    BEFORE INSERT ON cost_records
-    FOR EACH ROW EXECUTE FUNCTION cost_records_copy_latency();
 
 -- Rolls one day of an organization up from its cost records: one pass with grouping sets
 -- for the organization, every agent, API key and model. Recomputes the day from scratch, so it is idempotent; concurrent calls for the

@@ -165,9 +165,9 @@ RETURNING *;
 
 -- name: CostRecordInsert :one
 INSERT INTO cost_records (org_id, id, run_id, project_id, agent_id, api_key_id, model,
-                          feature, cost_micros, input_tokens, output_tokens, run_status)
+                          feature, cost_micros, input_tokens, output_tokens, run_status, latency_ms)
 VALUES (@org_id, @id, @run_id, @project_id, @agent_id, @api_key_id, @model, @feature,
-        @cost_micros, @input_tokens, @output_tokens, @run_status)
+        @cost_micros, @input_tokens, @output_tokens, @run_status, sqlc.narg('latency_ms'))
 ON CONFLICT (run_id) DO NOTHING
 RETURNING *;
 

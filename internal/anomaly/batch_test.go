@@ -62,8 +62,8 @@ func seedTenant(t *testing.T, pool *pgxpool.Pool, agents, spiky int) tenant {
 			b.Queue(`INSERT INTO runs (org_id, id, project_id, agent_id, api_key_id, model, status, admitted_at, settled_at, cost_micros, latency_ms)
 			         VALUES ($1, $2, $3, $4, $5, 'gpt-4o', 'succeeded', $6, $6, $7, 500)`, tn.org, run, project, agent, key, at, int64(cost))
 			b.Queue(`INSERT INTO cost_records (org_id, id, run_id, project_id, agent_id, api_key_id, model, feature, cost_micros,
-			         input_tokens, output_tokens, run_status, recorded_at)
-			         VALUES ($1, $2, $3, $4, $5, $6, 'gpt-4o', '', $7, 100, 10, 'succeeded', $8)`,
+			         input_tokens, output_tokens, run_status, recorded_at, latency_ms)
+			         VALUES ($1, $2, $3, $4, $5, $6, 'gpt-4o', '', $7, 100, 10, 'succeeded', $8, 500)`,
 				tn.org, ids.New(ids.CostRecord), run, project, agent, key, int64(cost), at)
 		}
 	}

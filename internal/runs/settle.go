@@ -302,7 +302,7 @@ func (st *Settler) Settle(ctx context.Context, runID, by string) (Settlement, er
 			if _, err := q.CostRecordInsert(ctx, tx, dbsqlc.CostRecordInsertParams{
 				OrgID: run.OrgID, ID: ids.New(ids.CostRecord), RunID: run.ID, ProjectID: run.ProjectID, AgentID: run.AgentID,
 				ApiKeyID: run.ApiKeyID, Model: run.Model, Feature: run.Feature, CostMicros: cost, InputTokens: in,
-				OutputTokens: outTok, RunStatus: status,
+				OutputTokens: outTok, RunStatus: status, LatencyMs: run.LatencyMs,
 			}); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 				return err
 			}
