@@ -45,9 +45,9 @@ func permissionDenied(format string, args ...any) error {
 
 // uniqueMessages explains the unique constraints a client can run into.
 var uniqueMessages = map[string]string{
-	"projects_org_id_name_key": "a project with this name already exists",
+	"projects_org_id_name_key":   "a project with this name already exists",
 	"agents_project_id_name_key": "an agent with this name already exists in the project",
-	"users_org_email":           "a user with this email already exists",
+	"users_org_email":            "a user with this email already exists",
 }
 
 // toConnect turns an error a handler returned into a Connect error: connect errors pass

@@ -14,8 +14,8 @@ import (
 	"github.com/governor-hq/governor/internal/actor"
 	"github.com/governor-hq/governor/internal/change"
 	"github.com/governor-hq/governor/internal/events"
-	"github.com/governor-hq/governor/internal/ids"
 	"github.com/governor-hq/governor/internal/idempotency"
+	"github.com/governor-hq/governor/internal/ids"
 	"github.com/governor-hq/governor/internal/incidents"
 	"github.com/governor-hq/governor/internal/lifecycle"
 )
@@ -134,14 +134,8 @@ func (s *policyService) decide(ctx context.Context, req connect.AnyRequest, id, 
 	}
 }
 
-func decisionsOf(p dbsqlc.PolicyProposal) []incidents.Decision {
-	var ds []incidents.Decision
-	_ = json.Unmarshal(p.Decisions, &ds)
-	return ds
-}
-
 func hasRequest(p dbsqlc.PolicyProposal, requestID string) bool {
-	for _, d := range decisionsOf(p) {
+	for _, d := range incidents.DecisionsOf(p.Decisions) {
 		if d.RequestID == requestID {
 			return true
 		}
@@ -150,7 +144,7 @@ func hasRequest(p dbsqlc.PolicyProposal, requestID string) bool {
 }
 
 func already(p dbsqlc.PolicyProposal, userID, decision string) bool {
-	for _, d := range decisionsOf(p) {
+	for _, d := range incidents.DecisionsOf(p.Decisions) {
 		if d.UserID == userID && d.Decision == decision {
 			return true
 		}

@@ -12,13 +12,6 @@ import (
 	"time"
 )
 
-// inCI is true under CI=true (or any CI value but "false"/"0"): there a missing dependency
-// fails the test instead of skipping it.
-func inCI() bool {
-	v := strings.ToLower(os.Getenv("CI"))
-	return v != "" && v != "false" && v != "0"
-}
-
 func testLogf(t *testing.T) Logf {
 	return func(format string, args ...any) {
 		t.Helper()

@@ -20,17 +20,13 @@ import (
 )
 
 // temporalCLI finds the temporal CLI the way EnsureTemporal does (building the pinned one
-// with scripts/tools.sh on first use). Outside CI a machine that cannot obtain it skips;
-// under CI that is a failure.
+// with scripts/tools.sh on first use). A machine that cannot obtain it fails the test.
 func temporalCLI(t *testing.T) string {
 	t.Helper()
 	ctx := testContext(t, 30*time.Minute)
 	cli, err := findTemporalCLI(ctx, "", testLogf(t))
 	if err != nil {
-		if inCI() {
-			t.Fatalf("CI: the temporal CLI is required: %v", err)
-		}
-		t.Skipf("the temporal CLI cannot be obtained on this machine: %v", err)
+		t.Fatalf("the temporal CLI is required: %v", err)
 	}
 	return cli
 }
@@ -105,9 +101,6 @@ func TestEnsureTemporalInMemoryHeadless(t *testing.T) {
 }
 
 func TestEnsureTemporalUIFileNamespace(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: second dev server start")
-	}
 	cli := temporalCLI(t)
 	ctx := testContext(t, 3*time.Minute)
 	dir := t.TempDir()
@@ -159,9 +152,6 @@ func TestTemporalDiesWithParent(t *testing.T) {
 	if os.Getenv("DEVSTACK_HELPER") == "1" {
 		helperStartTemporal()
 		return
-	}
-	if testing.Short() {
-		t.Skip("-short: third dev server start")
 	}
 	cli := temporalCLI(t)
 	ctx := testContext(t, 3*time.Minute)

@@ -308,7 +308,7 @@ func nonNil(m map[string]string) map[string]string {
 // recorded reports whether d is already among the proposal's decisions: the same request,
 // or the same person (user or operator) making the same decision again.
 func recorded(p dbsqlc.PolicyProposal, d lifecycle.ProposalDecision) bool {
-	for _, e := range decisionsOf(p.Decisions) {
+	for _, e := range DecisionsOf(p.Decisions) {
 		if d.RequestID != "" && e.RequestID == d.RequestID {
 			return true
 		}
@@ -322,7 +322,7 @@ func recorded(p dbsqlc.PolicyProposal, d lifecycle.ProposalDecision) bool {
 // approvers counts distinct approvers (users, or operators acting through Temporal).
 func approvers(p dbsqlc.PolicyProposal) int {
 	seen := map[string]bool{}
-	for _, d := range decisionsOf(p.Decisions) {
+	for _, d := range DecisionsOf(p.Decisions) {
 		if d.Decision != "approve" {
 			continue
 		}

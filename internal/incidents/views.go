@@ -87,7 +87,8 @@ type Decision struct {
 	At        time.Time `json:"at"`
 }
 
-func decisionsOf(b json.RawMessage) []Decision {
+// DecisionsOf reads the decisions stored on a proposal.
+func DecisionsOf(b json.RawMessage) []Decision {
 	var ds []Decision
 	_ = json.Unmarshal(b, &ds)
 	return ds
@@ -109,7 +110,7 @@ func ProposalView(p dbsqlc.PolicyProposal, fingerprint string) *v1.PolicyProposa
 	if fingerprint != "" {
 		out.WorkflowId = lifecycle.IncidentWorkflowID(fingerprint)
 	}
-	for _, d := range decisionsOf(p.Decisions) {
+	for _, d := range DecisionsOf(p.Decisions) {
 		out.Decisions = append(out.Decisions, &v1.ProposalDecision{Decision: d.Decision, Comment: d.Comment, UserId: d.UserID,
 			ApiKeyId: d.APIKeyID, Operator: d.Operator, DecideTime: ts(d.At)})
 	}
