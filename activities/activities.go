@@ -10,6 +10,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/governor-hq/governor/db"
 
 	"github.com/governor-hq/governor/internal/alerts"
 	"github.com/governor-hq/governor/internal/anomaly"
@@ -29,6 +32,8 @@ type Activities struct {
 type Options struct {
 	// SettleHooks run inside each run's settlement transaction.
 	SettleHooks []runs.SettleHook
+	// DeadLetterHooks run when a settlement is dead-lettered.
+	DeadLetterHooks []runs.DeadLetterHook
 	// Alerts are the delivery settings of alert channels (HTTP client, SMTP server).
 	Alerts alerts.DeliverOptions
 	// AnomalyPageSize is how many entities one page of anomaly detection evaluates
@@ -42,7 +47,9 @@ func New(pool *pgxpool.Pool, log *slog.Logger, o Options) *Activities {
 	if o.AnomalyPageSize > 0 {
 		det.PageSize = o.AnomalyPageSize
 	}
-	return &Activities{pool: pool, log: log, settler: runs.NewSettler(pool, o.SettleHooks...),
+	settler := runs.NewSettler(pool, o.SettleHooks...)
+	settler.OnDeadLetter(o.DeadLetterHooks...)
+	return &Activities{pool: pool, log: log, settler: settler,
 		deliverer: alerts.NewDeliverer(pool, log, o.Alerts), detector: det}
 }
 
@@ -67,6 +74,11 @@ type SettleRunResult struct {
 // the current lease end.
 func (a *Activities) SettleRun(ctx context.Context, runID string) (SettleRunResult, error) {
 	s, err := a.settler.Settle(ctx, runID, actorOf(ctx))
+	if db.Permanent(err) {
+		// The same transaction would fail the same way on every retry: the workflow
+		// dead-letters the settlement instead.
+		return SettleRunResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeSettlementInvalid, err)
+	}
 	if err != nil {
 		return SettleRunResult{}, err
 	}
@@ -74,4 +86,24 @@ func (a *Activities) SettleRun(ctx context.Context, runID string) (SettleRunResu
 		Settled: s.Settled, Status: s.Status, LeaseExpiresAt: s.LeaseExpiresAt, CostMicros: s.CostMicros,
 		ErrorCode: s.Run.ErrorCode, ErrorMessage: s.Run.ErrorMessage,
 	}, nil
+}
+
+// ErrTypeSettlementInvalid is the application error type of a settlement that retrying
+// cannot fix (the workflow's retry policy lists it as non-retryable).
+const ErrTypeSettlementInvalid = "SettlementInvalid"
+
+// DeadLetterSettlementInput names a settlement that gave up and why.
+type DeadLetterSettlementInput struct {
+	RunID string
+	Error string
+}
+
+// DeadLetterSettlement records that a run's settlement gave up (idempotent). It returns
+// false when there is nothing to dead-letter: the run settled meanwhile.
+func (a *Activities) DeadLetterSettlement(ctx context.Context, in DeadLetterSettlementInput) (bool, error) {
+	changed, pending, err := a.settler.DeadLetter(ctx, in.RunID, actorOf(ctx), in.Error)
+	if err == nil && changed {
+		a.log.Error("run settlement dead-lettered: fix the cause, then RunService.RetrySettlement", "run", in.RunID, "err", in.Error)
+	}
+	return pending, err
 }

@@ -31,7 +31,8 @@ var (
 		v1.AlertKind_ALERT_KIND_LIMIT_THRESHOLD: alerts.KindLimitThreshold, v1.AlertKind_ALERT_KIND_BUDGET_EXCEEDED: alerts.KindBudgetExceeded,
 		v1.AlertKind_ALERT_KIND_ANOMALY: alerts.KindAnomaly, v1.AlertKind_ALERT_KIND_INCIDENT: alerts.KindIncident,
 		v1.AlertKind_ALERT_KIND_PROPOSAL_PENDING: alerts.KindProposalPending, v1.AlertKind_ALERT_KIND_CHANNEL_DISABLED: alerts.KindChannelDisabled,
-		v1.AlertKind_ALERT_KIND_DIGEST: alerts.KindDigest, v1.AlertKind_ALERT_KIND_TEST: alerts.KindTest,
+		v1.AlertKind_ALERT_KIND_SETTLEMENT_FAILED: alerts.KindSettlementFailed,
+		v1.AlertKind_ALERT_KIND_DIGEST:            alerts.KindDigest, v1.AlertKind_ALERT_KIND_TEST: alerts.KindTest,
 	}
 	alertSeverityNames = map[v1.AlertSeverity]string{
 		v1.AlertSeverity_ALERT_SEVERITY_INFO: alerts.SeverityInfo, v1.AlertSeverity_ALERT_SEVERITY_WARNING: alerts.SeverityWarning,

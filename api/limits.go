@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"connectrpc.com/connect"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
 	"github.com/governor-hq/governor/db/dbsqlc"
 	v1 "github.com/governor-hq/governor/gen/governor/v1"
@@ -272,7 +273,18 @@ func (s *limitService) DeleteLimit(ctx context.Context, req *connect.Request[v1.
 }
 
 func runsError(err error) error {
+	var fe *runs.FieldError
+	var ue *runs.UnpricedModelError
 	switch {
+	case errors.As(err, &fe):
+		return invalidField(fe.Field, "governor.bounds", "%s", fe.Msg)
+	case errors.As(err, &ue):
+		cerr := connect.NewError(connect.CodeFailedPrecondition, ue)
+		if d, derr := connect.NewErrorDetail(&errdetails.ErrorInfo{Reason: "MODEL_UNPRICED", Domain: "governor",
+			Metadata: map[string]string{"model": ue.Model, "limit_id": ue.LimitID, "field": ue.Field}}); derr == nil {
+			cerr.AddDetail(d)
+		}
+		return cerr
 	case errors.Is(err, runs.ErrAgentNotFound):
 		return notFound("agent_id: agent not found")
 	case errors.Is(err, runs.ErrNotPermitted):
@@ -283,7 +295,7 @@ func runsError(err error) error {
 		return connect.NewError(connect.CodeAlreadyExists, err)
 	case errors.Is(err, runs.ErrConflictingReport):
 		return connect.NewError(connect.CodeAlreadyExists, err)
-	case errors.Is(err, runs.ErrRunNotActive):
+	case errors.Is(err, runs.ErrRunNotActive), errors.Is(err, runs.ErrNotDeadLettered):
 		return failedPrecondition("%v", err)
 	}
 	return err

@@ -56,6 +56,7 @@ var permissions = map[string]authz.Permission{
 	c.RunServiceGetRunCostProcedure:       authz.Read,
 	c.RunServiceListCostRecordsProcedure:  authz.Read,
 	c.RunServiceListRunIncidentsProcedure: authz.Read,
+	c.RunServiceRetrySettlementProcedure:  authz.Administer,
 
 	c.IncidentServiceListIncidentsProcedure:          authz.Read,
 	c.IncidentServiceGetIncidentProcedure:            authz.Read,

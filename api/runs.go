@@ -57,6 +57,7 @@ func runProto(r dbsqlc.Run) *v1.Run {
 		out.WorkflowId = lifecycle.RunWorkflowID(r.ID)
 	}
 	out.BlockedByPolicyRuleId = deref(r.BlockedByRule)
+	out.DeadLetterTime, out.DeadLetterError = tsp(r.DeadLetteredAt), r.DeadLetterError
 	return out
 }
 
@@ -162,6 +163,15 @@ func (s *runService) CompleteRun(ctx context.Context, req *connect.Request[v1.Co
 	}
 	s.wakeRelay()
 	return connect.NewResponse(&v1.CompleteRunResponse{Run: runProto(run)}), nil
+}
+
+func (s *runService) RetrySettlement(ctx context.Context, req *connect.Request[v1.RetrySettlementRequest]) (*connect.Response[v1.RetrySettlementResponse], error) {
+	run, err := runs.RetrySettlement(ctx, s.pool, principal(ctx), actor.RequestID(ctx), req.Msg.RunId)
+	if err != nil {
+		return nil, runsError(err)
+	}
+	s.wakeRelay()
+	return connect.NewResponse(&v1.RetrySettlementResponse{Run: runProto(run)}), nil
 }
 
 func (s *runService) GetRun(ctx context.Context, req *connect.Request[v1.GetRunRequest]) (*connect.Response[v1.GetRunResponse], error) {

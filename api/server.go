@@ -64,7 +64,7 @@ func New(pool *pgxpool.Pool, log *slog.Logger, opts Options) *Server {
 	if opts.RunLease <= 0 {
 		opts.RunLease = 15 * time.Minute
 	}
-	s := &Server{pool: pool, log: log, opts: opts, hub: events.NewHub(pool, log), metrics: newMetrics(), stopping: make(chan struct{})}
+	s := &Server{pool: pool, log: log, opts: opts, hub: events.NewHub(pool, log), metrics: newMetrics(pool), stopping: make(chan struct{})}
 	if opts.Temporal != nil {
 		s.relay = outbox.New(pool, opts.Temporal, opts.TaskQueue, log)
 	}

@@ -71,3 +71,19 @@ const (
 	CodeUniqueViolation     = "23505"
 	CodeForeignKeyViolation = "23503"
 )
+
+// Permanent reports whether err is a PostgreSQL error that retrying the same statement
+// cannot fix: a data exception (class 22, e.g. a value out of range) or an integrity
+// constraint violation (class 23). Connection failures, timeouts, serialization failures
+// and deadlocks are not permanent.
+func Permanent(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || len(pgErr.Code) < 2 {
+		return false
+	}
+	switch pgErr.Code[:2] {
+	case "22", "23":
+		return true
+	}
+	return false
+}

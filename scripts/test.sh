@@ -16,6 +16,7 @@
 # Knobs (environment):
 #   GO_TEST_PACKAGES  packages to test            (default: ./...)
 #   GO_TEST_FLAGS     flags for `go test`          (default: -race -count=1 -timeout 20m)
+#   GO_FUZZ_TIME      how long each fuzz target runs in the full check (default: 8s; 0 skips)
 # go test's -p and -parallel are left at Go's defaults (both follow the number of CPUs).
 set -euo pipefail
 
@@ -182,7 +183,21 @@ if [[ $mode == full || $mode == lint ]]; then
   fi
 fi
 
-# --- 5. tests ------------------------------------------------------------------------------
+# --- 5. fuzzing ----------------------------------------------------------------------------
+# Every `func FuzzXxx` in the repository runs briefly, from its committed seed corpus
+# (f.Add and testdata/fuzz). New failing inputs land in testdata/fuzz: commit them.
+GO_FUZZ_TIME=${GO_FUZZ_TIME:-8s}
+if [[ $mode == full && $GO_FUZZ_TIME != 0 ]]; then
+  step "fuzz: every Fuzz target for ${GO_FUZZ_TIME}"
+  while IFS=: read -r file name; do
+    pkg=./$(dirname "$file")
+    echo "fuzz $pkg $name"
+    go test -run='^$' -fuzz="^${name}\$" -fuzztime="$GO_FUZZ_TIME" "$pkg" >"$tmp/fuzz.log" 2>&1 || { cat "$tmp/fuzz.log"; exit 1; }
+  done < <(grep -rEo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]+' --exclude-dir=gen --exclude-dir=node_modules . |
+    sed -E 's|^\./||; s|:func |:|' | sort -u)
+fi
+
+# --- 6. tests ------------------------------------------------------------------------------
 if [[ $mode == full || $mode == quick ]]; then
   step "build governor (for dev exec)"
   go build -o "$tmp/governor" ./cmd/governor

@@ -4,9 +4,9 @@ package workers
 
 import (
 	"context"
-	"sync"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/client"
@@ -54,7 +54,8 @@ func Run(ctx context.Context, d Deps) error {
 	workflows.Register(w)
 	// What a run's settlement sets off, in the settlement's own transaction.
 	hooks := append([]runs.SettleHook{incidents.OnRunSettled, alerts.OnRunSettled}, d.SettleHooks...)
-	w.RegisterActivity(activities.New(d.Pool, d.Log, activities.Options{SettleHooks: hooks, Alerts: d.Alerts}))
+	w.RegisterActivity(activities.New(d.Pool, d.Log, activities.Options{SettleHooks: hooks, Alerts: d.Alerts,
+		DeadLetterHooks: []runs.DeadLetterHook{alerts.OnSettlementDeadLettered}}))
 	if err := w.Start(); err != nil {
 		return err
 	}

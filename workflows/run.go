@@ -30,17 +30,118 @@ func RunLifecycle(ctx workflow.Context, in lifecycle.RunInput) (string, error) {
 type runWorkflow struct {
 	in       lifecycle.RunInput
 	reported workflow.ReceiveChannel
+	retry    workflow.ReceiveChannel
 }
 
 func (w *runWorkflow) setup(ctx workflow.Context) {
 	w.reported = workflow.GetSignalChannel(ctx, lifecycle.SignalRunReported)
+	w.retry = workflow.GetSignalChannel(ctx, lifecycle.SignalSettlementRetry)
 }
 
+// Versions of the run workflow (workflow.GetVersion), so that runs started by an older
+// binary replay unchanged.
+const (
+	runVersionChange = "settle-dead-letter"
+	// runVersionDeadLetter bounds settlement retries and dead-letters what cannot settle.
+	runVersionDeadLetter workflow.Version = 1
+)
+
+// SettleRetryWindow is how long a settlement is retried (a database outage, a lock held
+// too long) before it is dead-lettered. Errors that retrying cannot fix dead-letter at
+// once.
+const SettleRetryWindow = 6 * time.Hour
+
 func (w *runWorkflow) run(ctx workflow.Context) (string, error) {
+	if workflow.GetVersion(ctx, runVersionChange, workflow.DefaultVersion, runVersionDeadLetter) == workflow.DefaultVersion {
+		return w.runUnbounded(ctx)
+	}
+	settleCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: SettleRetryWindow,
+		// Bounded by the window; the attempt cap (more than the window holds at one a
+		// minute) only makes the bound explicit.
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+			MaximumAttempts: 1000, NonRetryableErrorTypes: []string{activities.ErrTypeSettlementInvalid}},
+	})
+	// Recording the dead letter is a small write; it is retried for as long as it takes.
+	recordCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
+	})
+	deadline := w.in.LeaseExpiresAt
+	settleNow := false
+	for {
+		if !settleNow {
+			w.waitForReportOrDeadline(ctx, deadline)
+		}
+		settleNow = false
+		var res activities.SettleRunResult
+		err := workflow.ExecuteActivity(settleCtx, a.SettleRun, w.in.RunID).Get(ctx, &res)
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", err
+			}
+			if err := w.deadLetter(ctx, recordCtx, err); err != nil {
+				return "", err
+			}
+			settleNow = true
+			continue
+		}
+		if res.Settled {
+			return w.settled(ctx, res)
+		}
+		deadline = res.LeaseExpiresAt
+		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			in := w.in
+			in.LeaseExpiresAt = deadline
+			return "", workflow.NewContinueAsNewError(ctx, RunLifecycle, in)
+		}
+	}
+}
+
+// deadLetter records a settlement that gave up, shows it in the Temporal UI
+// (GovernorStatus = "dead_letter") and waits for an operator's retry signal.
+func (w *runWorkflow) deadLetter(ctx, recordCtx workflow.Context, cause error) error {
+	msg := cause.Error()
+	var appErr *temporal.ApplicationError
+	if errors.As(cause, &appErr) {
+		msg = appErr.Message()
+	}
+	workflow.GetLogger(ctx).Error("run settlement dead-lettered", "run", w.in.RunID, "err", msg)
+	in := activities.DeadLetterSettlementInput{RunID: w.in.RunID, Error: msg}
+	var deadLettered bool
+	if err := workflow.ExecuteActivity(recordCtx, a.DeadLetterSettlement, in).Get(ctx, &deadLettered); err != nil {
+		return err
+	}
+	if !deadLettered {
+		return nil // settled meanwhile: the next attempt finds it settled
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, lifecycle.SearchStatus.ValueSet(lifecycle.RunStatusDeadLetter)); err != nil {
+		return err
+	}
+	w.retry.Receive(ctx, nil)
+	for w.retry.ReceiveAsync(nil) { // retries sent together count once
+	}
+	return workflow.UpsertTypedSearchAttributes(ctx, lifecycle.SearchStatus.ValueSet("admitted"))
+}
+
+func (w *runWorkflow) settled(ctx workflow.Context, res activities.SettleRunResult) (string, error) {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, lifecycle.SearchStatus.ValueSet(res.Status)); err != nil {
+		return "", err
+	}
+	workflow.GetLogger(ctx).Info("run settled", "run", w.in.RunID, "status", res.Status, "cost_micros", res.CostMicros)
+	// Reports that arrived more than once (a relay retry) need no action.
+	for w.reported.ReceiveAsync(nil) {
+	}
+	return res.Status, nil
+}
+
+// runUnbounded is the run workflow as it was before runVersionDeadLetter: settlement is
+// retried for as long as it takes. Runs started by older binaries finish this way.
+func (w *runWorkflow) runUnbounded(ctx workflow.Context) (string, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
-		// Settlement must happen: retry for as long as it takes (the database may be down).
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
 	})
 	deadline := w.in.LeaseExpiresAt
 	for {
@@ -50,14 +151,7 @@ func (w *runWorkflow) run(ctx workflow.Context) (string, error) {
 			return "", err
 		}
 		if res.Settled {
-			if err := workflow.UpsertTypedSearchAttributes(ctx, lifecycle.SearchStatus.ValueSet(res.Status)); err != nil {
-				return "", err
-			}
-			workflow.GetLogger(ctx).Info("run settled", "run", w.in.RunID, "status", res.Status, "cost_micros", res.CostMicros)
-			// Reports that arrived more than once (a relay retry) need no action.
-			for w.reported.ReceiveAsync(nil) {
-			}
-			return res.Status, nil
+			return w.settled(ctx, res)
 		}
 		deadline = res.LeaseExpiresAt
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {

@@ -73,8 +73,8 @@ func (q *Queries) IncidentAcknowledge(ctx context.Context, db DBTX, arg Incident
 
 const incidentCostImpact = `-- name: IncidentCostImpact :one
 SELECT count(*)::bigint AS runs_affected,
-       coalesce(sum(coalesce(r.cost_micros, 0)), 0)::bigint AS total_cost_micros,
-       coalesce(sum(coalesce(r.cost_micros, 0)) FILTER (WHERE r.id <> coalesce(i.source_run_id, '')), 0)::bigint AS repeat_cost_micros,
+       least(coalesce(sum(coalesce(r.cost_micros, 0)), 0), 4000000000000000000)::bigint AS total_cost_micros,
+       least(coalesce(sum(coalesce(r.cost_micros, 0)) FILTER (WHERE r.id <> coalesce(i.source_run_id, '')), 0), 4000000000000000000)::bigint AS repeat_cost_micros,
        coalesce(avg(coalesce(r.cost_micros, 0)), 0)::bigint AS avg_cost_micros
 FROM incidents i
 JOIN incident_runs ir ON ir.incident_id = i.id
@@ -351,9 +351,9 @@ VALUES ($1, $2, $3, $4, $5, $6, $7,
         $8, $9, $10, $11, $12, 1,
         $13, $14, $15, $16, $17)
 ON CONFLICT (org_id, fingerprint) WHERE status <> 'resolved' DO UPDATE
-SET occurrences   = incidents.occurrences + 1,
-    runs_affected = incidents.runs_affected + EXCLUDED.runs_affected,
-    cost_micros   = incidents.cost_micros + EXCLUDED.cost_micros,
+SET occurrences   = least(incidents.occurrences::bigint + 1, 2147483647)::integer,
+    runs_affected = least(incidents.runs_affected::bigint + EXCLUDED.runs_affected, 2147483647)::integer,
+    cost_micros   = least(incidents.cost_micros + EXCLUDED.cost_micros, 4000000000000000000),
     last_seen_at  = now(),
     updated_at    = now()
 RETURNING org_id, id, fingerprint, category, severity, status, title, project_id, agent_id, model, feature, error_code, error_signature, occurrences, runs_affected, cost_micros, source_type, source_id, source_run_id, first_seen_at, last_seen_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolution_note, created_at, updated_at, (xmax = 0)::boolean AS opened
@@ -538,7 +538,7 @@ func (q *Queries) IncidentRunAttach(ctx context.Context, db DBTX, arg IncidentRu
 }
 
 const incidentRunsList = `-- name: IncidentRunsList :many
-SELECT r.org_id, r.id, r.project_id, r.agent_id, r.api_key_id, r.model, r.feature, r.tags, r.client_run_id, r.status, r.est_cost_micros, r.est_input_tokens, r.est_output_tokens, r.reported_status, r.input_tokens, r.output_tokens, r.reported_cost_micros, r.cost_micros, r.latency_ms, r.error_code, r.error_message, r.blocked_by, r.warnings, r.admitted_at, r.lease_expires_at, r.reported_at, r.settled_at, r.blocked_by_rule FROM incident_runs ir JOIN runs r ON r.id = ir.run_id
+SELECT r.org_id, r.id, r.project_id, r.agent_id, r.api_key_id, r.model, r.feature, r.tags, r.client_run_id, r.status, r.est_cost_micros, r.est_input_tokens, r.est_output_tokens, r.reported_status, r.input_tokens, r.output_tokens, r.reported_cost_micros, r.cost_micros, r.latency_ms, r.error_code, r.error_message, r.blocked_by, r.warnings, r.admitted_at, r.lease_expires_at, r.reported_at, r.settled_at, r.blocked_by_rule, r.dead_lettered_at, r.dead_letter_error FROM incident_runs ir JOIN runs r ON r.id = ir.run_id
 WHERE ir.incident_id = $1 AND r.org_id = $2
   AND (r.admitted_at, r.id) < ($3::timestamptz, $4::text)
 ORDER BY r.admitted_at DESC, r.id DESC
@@ -597,6 +597,8 @@ func (q *Queries) IncidentRunsList(ctx context.Context, db DBTX, arg IncidentRun
 			&i.ReportedAt,
 			&i.SettledAt,
 			&i.BlockedByRule,
+			&i.DeadLetteredAt,
+			&i.DeadLetterError,
 		); err != nil {
 			return nil, err
 		}

@@ -156,6 +156,8 @@ type CountersReserveParams struct {
 	Amounts      []int64
 }
 
+// Admission never reserves past money.Ceiling (limits.Decide refuses first), so this sum
+// stays within the counter's bounds.
 func (q *Queries) CountersReserve(ctx context.Context, db DBTX, arg CountersReserveParams) error {
 	_, err := db.Exec(ctx, countersReserve, arg.LimitIds, arg.WindowStarts, arg.Amounts)
 	return err
@@ -163,7 +165,8 @@ func (q *Queries) CountersReserve(ctx context.Context, db DBTX, arg CountersRese
 
 const countersSettle = `-- name: CountersSettle :many
 UPDATE limit_counters c
-SET reserved = c.reserved - d.release, used = c.used + d.used
+SET reserved = c.reserved - d.release,
+    used = least(c.used + greatest(d.used, 0), 4000000000000000000)
 FROM (SELECT limit_id, window_start, release, used FROM (SELECT unnest($1::text[]) AS limit_id, unnest($2::timestamptz[]) AS window_start, unnest($3::bigint[]) AS release, unnest($4::bigint[]) AS used) AS x) d
 WHERE c.limit_id = d.limit_id AND c.window_start = d.window_start
 RETURNING c.limit_id, c.window_start, c.used
@@ -182,7 +185,8 @@ type CountersSettleRow struct {
 	Used        int64
 }
 
-// Moves settled amounts: releases what is still reserved and adds what was used.
+// Moves settled amounts: releases what is still reserved (the run's own reservation) and
+// adds what was used, saturating at money.Ceiling. It never takes anything off `used`.
 // Returns each counter's usage after the change.
 func (q *Queries) CountersSettle(ctx context.Context, db DBTX, arg CountersSettleParams) ([]CountersSettleRow, error) {
 	rows, err := db.Query(ctx, countersSettle,

@@ -522,6 +522,8 @@ type Run struct {
 	ReportedAt         *time.Time
 	SettledAt          *time.Time
 	BlockedByRule      *string
+	DeadLetteredAt     *time.Time
+	DeadLetterError    string
 }
 
 type RunReservation struct {

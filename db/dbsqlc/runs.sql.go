@@ -312,9 +312,9 @@ func (q *Queries) CostRecordList(ctx context.Context, db DBTX, arg CostRecordLis
 }
 
 const costRecordTotals = `-- name: CostRecordTotals :one
-SELECT coalesce(sum(cost_micros), 0)::bigint AS cost_micros,
-       coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
-       coalesce(sum(output_tokens), 0)::bigint AS output_tokens,
+SELECT least(coalesce(sum(cost_micros), 0), 4000000000000000000)::bigint AS cost_micros,
+       least(coalesce(sum(input_tokens), 0), 4000000000000000000)::bigint AS input_tokens,
+       least(coalesce(sum(output_tokens), 0), 4000000000000000000)::bigint AS output_tokens,
        count(*) AS records
 FROM cost_records
 WHERE org_id = $1
@@ -648,10 +648,111 @@ func (q *Queries) ReservationsReleaseRun(ctx context.Context, db DBTX, runID str
 	return err
 }
 
+const runClearDeadLetter = `-- name: RunClearDeadLetter :one
+UPDATE runs SET dead_lettered_at = NULL, dead_letter_error = ''
+WHERE org_id = $1 AND id = $2 AND dead_lettered_at IS NOT NULL
+RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error
+`
+
+type RunClearDeadLetterParams struct {
+	OrgID string
+	ID    string
+}
+
+// An operator's retry: the run's workflow settles it again.
+func (q *Queries) RunClearDeadLetter(ctx context.Context, db DBTX, arg RunClearDeadLetterParams) (Run, error) {
+	row := db.QueryRow(ctx, runClearDeadLetter, arg.OrgID, arg.ID)
+	var i Run
+	err := row.Scan(
+		&i.OrgID,
+		&i.ID,
+		&i.ProjectID,
+		&i.AgentID,
+		&i.ApiKeyID,
+		&i.Model,
+		&i.Feature,
+		&i.Tags,
+		&i.ClientRunID,
+		&i.Status,
+		&i.EstCostMicros,
+		&i.EstInputTokens,
+		&i.EstOutputTokens,
+		&i.ReportedStatus,
+		&i.InputTokens,
+		&i.OutputTokens,
+		&i.ReportedCostMicros,
+		&i.CostMicros,
+		&i.LatencyMs,
+		&i.ErrorCode,
+		&i.ErrorMessage,
+		&i.BlockedBy,
+		&i.Warnings,
+		&i.AdmittedAt,
+		&i.LeaseExpiresAt,
+		&i.ReportedAt,
+		&i.SettledAt,
+		&i.BlockedByRule,
+		&i.DeadLetteredAt,
+		&i.DeadLetterError,
+	)
+	return i, err
+}
+
+const runDeadLetter = `-- name: RunDeadLetter :one
+UPDATE runs SET dead_lettered_at = now(), dead_letter_error = $1
+WHERE id = $2 AND dead_lettered_at IS NULL AND (settled_at IS NULL OR (status = 'expired' AND reported_at IS NOT NULL))
+RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error
+`
+
+type RunDeadLetterParams struct {
+	Error string
+	ID    string
+}
+
+// Marks a settlement that gave up; returns nothing when it is settled or dead-lettered
+// already.
+func (q *Queries) RunDeadLetter(ctx context.Context, db DBTX, arg RunDeadLetterParams) (Run, error) {
+	row := db.QueryRow(ctx, runDeadLetter, arg.Error, arg.ID)
+	var i Run
+	err := row.Scan(
+		&i.OrgID,
+		&i.ID,
+		&i.ProjectID,
+		&i.AgentID,
+		&i.ApiKeyID,
+		&i.Model,
+		&i.Feature,
+		&i.Tags,
+		&i.ClientRunID,
+		&i.Status,
+		&i.EstCostMicros,
+		&i.EstInputTokens,
+		&i.EstOutputTokens,
+		&i.ReportedStatus,
+		&i.InputTokens,
+		&i.OutputTokens,
+		&i.ReportedCostMicros,
+		&i.CostMicros,
+		&i.LatencyMs,
+		&i.ErrorCode,
+		&i.ErrorMessage,
+		&i.BlockedBy,
+		&i.Warnings,
+		&i.AdmittedAt,
+		&i.LeaseExpiresAt,
+		&i.ReportedAt,
+		&i.SettledAt,
+		&i.BlockedByRule,
+		&i.DeadLetteredAt,
+		&i.DeadLetterError,
+	)
+	return i, err
+}
+
 const runExtendLease = `-- name: RunExtendLease :one
 UPDATE runs SET lease_expires_at = $1
 WHERE id = $2
-RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule
+RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error
 `
 
 type RunExtendLeaseParams struct {
@@ -691,12 +792,14 @@ func (q *Queries) RunExtendLease(ctx context.Context, db DBTX, arg RunExtendLeas
 		&i.ReportedAt,
 		&i.SettledAt,
 		&i.BlockedByRule,
+		&i.DeadLetteredAt,
+		&i.DeadLetterError,
 	)
 	return i, err
 }
 
 const runGet = `-- name: RunGet :one
-SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule FROM runs WHERE org_id = $1 AND id = $2
+SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error FROM runs WHERE org_id = $1 AND id = $2
 `
 
 type RunGetParams struct {
@@ -736,12 +839,14 @@ func (q *Queries) RunGet(ctx context.Context, db DBTX, arg RunGetParams) (Run, e
 		&i.ReportedAt,
 		&i.SettledAt,
 		&i.BlockedByRule,
+		&i.DeadLetteredAt,
+		&i.DeadLetterError,
 	)
 	return i, err
 }
 
 const runGetForUpdate = `-- name: RunGetForUpdate :one
-SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule FROM runs WHERE id = $1 FOR UPDATE
+SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error FROM runs WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) RunGetForUpdate(ctx context.Context, db DBTX, id string) (Run, error) {
@@ -776,12 +881,14 @@ func (q *Queries) RunGetForUpdate(ctx context.Context, db DBTX, id string) (Run,
 		&i.ReportedAt,
 		&i.SettledAt,
 		&i.BlockedByRule,
+		&i.DeadLetteredAt,
+		&i.DeadLetterError,
 	)
 	return i, err
 }
 
 const runList = `-- name: RunList :many
-SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule FROM runs
+SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error FROM runs
 WHERE org_id = $1
   AND (cardinality($2::text[]) = 0 OR status = ANY ($2::text[]))
   AND ($3::text = '' OR agent_id = $3)
@@ -862,6 +969,8 @@ func (q *Queries) RunList(ctx context.Context, db DBTX, arg RunListParams) ([]Ru
 			&i.ReportedAt,
 			&i.SettledAt,
 			&i.BlockedByRule,
+			&i.DeadLetteredAt,
+			&i.DeadLetterError,
 		); err != nil {
 			return nil, err
 		}
@@ -880,7 +989,7 @@ SET reported_status = $1, input_tokens = $2,
     latency_ms = $5, error_code = $6, error_message = $7,
     reported_at = now()
 WHERE id = $8 AND reported_at IS NULL
-RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule
+RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error
 `
 
 type RunReportParams struct {
@@ -936,6 +1045,8 @@ func (q *Queries) RunReport(ctx context.Context, db DBTX, arg RunReportParams) (
 		&i.ReportedAt,
 		&i.SettledAt,
 		&i.BlockedByRule,
+		&i.DeadLetteredAt,
+		&i.DeadLetterError,
 	)
 	return i, err
 }
@@ -943,9 +1054,9 @@ func (q *Queries) RunReport(ctx context.Context, db DBTX, arg RunReportParams) (
 const runSettle = `-- name: RunSettle :one
 UPDATE runs
 SET status = $1, cost_micros = $2, input_tokens = $3,
-    output_tokens = $4, settled_at = now()
+    output_tokens = $4, settled_at = now(), dead_lettered_at = NULL, dead_letter_error = ''
 WHERE id = $5
-RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule
+RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error
 `
 
 type RunSettleParams struct {
@@ -956,6 +1067,7 @@ type RunSettleParams struct {
 	ID           string
 }
 
+// A settlement that succeeds clears any dead letter (an operator retried it).
 func (q *Queries) RunSettle(ctx context.Context, db DBTX, arg RunSettleParams) (Run, error) {
 	row := db.QueryRow(ctx, runSettle,
 		arg.Status,
@@ -994,12 +1106,14 @@ func (q *Queries) RunSettle(ctx context.Context, db DBTX, arg RunSettleParams) (
 		&i.ReportedAt,
 		&i.SettledAt,
 		&i.BlockedByRule,
+		&i.DeadLetteredAt,
+		&i.DeadLetterError,
 	)
 	return i, err
 }
 
 const runsByClientID = `-- name: RunsByClientID :many
-SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule FROM runs
+SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error FROM runs
 WHERE (org_id, client_run_id) IN (
     SELECT unnest($1::text[]), unnest($2::text[]))
 `
@@ -1047,6 +1161,8 @@ func (q *Queries) RunsByClientID(ctx context.Context, db DBTX, arg RunsByClientI
 			&i.ReportedAt,
 			&i.SettledAt,
 			&i.BlockedByRule,
+			&i.DeadLetteredAt,
+			&i.DeadLetterError,
 		); err != nil {
 			return nil, err
 		}
@@ -1056,6 +1172,17 @@ func (q *Queries) RunsByClientID(ctx context.Context, db DBTX, arg RunsByClientI
 		return nil, err
 	}
 	return items, nil
+}
+
+const runsDeadLetteredCount = `-- name: RunsDeadLetteredCount :one
+SELECT count(*) FROM runs WHERE dead_lettered_at IS NOT NULL
+`
+
+func (q *Queries) RunsDeadLetteredCount(ctx context.Context, db DBTX) (int64, error) {
+	row := db.QueryRow(ctx, runsDeadLetteredCount)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
 }
 
 const runsInsertMany = `-- name: RunsInsertMany :exec
@@ -1128,7 +1255,7 @@ func (q *Queries) RunsInsertMany(ctx context.Context, db DBTX, arg RunsInsertMan
 }
 
 const spendByKeys = `-- name: SpendByKeys :many
-SELECT api_key_id, coalesce(sum(cost_micros), 0)::bigint AS cost_micros
+SELECT api_key_id, least(coalesce(sum(cost_micros), 0), 4000000000000000000)::bigint AS cost_micros
 FROM cost_records
 WHERE org_id = $1 AND api_key_id = ANY ($2::text[]) AND recorded_at >= $3
 GROUP BY api_key_id

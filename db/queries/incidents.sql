@@ -8,9 +8,9 @@ VALUES (@org_id, @id, @fingerprint, @category, @severity, @title, sqlc.narg('pro
         sqlc.narg('agent_id'), @model, @feature, @error_code, @error_signature, 1,
         @runs_affected, @cost_micros, @source_type, @source_id, sqlc.narg('source_run_id'))
 ON CONFLICT (org_id, fingerprint) WHERE status <> 'resolved' DO UPDATE
-SET occurrences   = incidents.occurrences + 1,
-    runs_affected = incidents.runs_affected + EXCLUDED.runs_affected,
-    cost_micros   = incidents.cost_micros + EXCLUDED.cost_micros,
+SET occurrences   = least(incidents.occurrences::bigint + 1, 2147483647)::integer,
+    runs_affected = least(incidents.runs_affected::bigint + EXCLUDED.runs_affected, 2147483647)::integer,
+    cost_micros   = least(incidents.cost_micros + EXCLUDED.cost_micros, 4000000000000000000),
     last_seen_at  = now(),
     updated_at    = now()
 RETURNING *, (xmax = 0)::boolean AS opened;
@@ -104,8 +104,8 @@ ORDER BY i.created_at;
 -- with the same client run id prefix… approximated here as the affected runs after the
 -- first (each a repeat of a known failure).
 SELECT count(*)::bigint AS runs_affected,
-       coalesce(sum(coalesce(r.cost_micros, 0)), 0)::bigint AS total_cost_micros,
-       coalesce(sum(coalesce(r.cost_micros, 0)) FILTER (WHERE r.id <> coalesce(i.source_run_id, '')), 0)::bigint AS repeat_cost_micros,
+       least(coalesce(sum(coalesce(r.cost_micros, 0)), 0), 4000000000000000000)::bigint AS total_cost_micros,
+       least(coalesce(sum(coalesce(r.cost_micros, 0)) FILTER (WHERE r.id <> coalesce(i.source_run_id, '')), 0), 4000000000000000000)::bigint AS repeat_cost_micros,
        coalesce(avg(coalesce(r.cost_micros, 0)), 0)::bigint AS avg_cost_micros
 FROM incidents i
 JOIN incident_runs ir ON ir.incident_id = i.id

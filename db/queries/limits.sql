@@ -80,15 +80,19 @@ FROM (SELECT unnest(@limit_ids::text[]) AS limit_id, unnest(@window_starts::time
 LEFT JOIN limit_counters c ON c.limit_id = k.limit_id AND c.window_start = k.window_start;
 
 -- name: CountersReserve :exec
+-- Admission never reserves past money.Ceiling (limits.Decide refuses first), so this sum
+-- stays within the counter's bounds.
 UPDATE limit_counters c SET reserved = c.reserved + d.amount
 FROM (SELECT * FROM (SELECT unnest(@limit_ids::text[]) AS limit_id, unnest(@window_starts::timestamptz[]) AS window_start, unnest(@amounts::bigint[]) AS amount) AS x) d
 WHERE c.limit_id = d.limit_id AND c.window_start = d.window_start;
 
 -- name: CountersSettle :many
--- Moves settled amounts: releases what is still reserved and adds what was used.
+-- Moves settled amounts: releases what is still reserved (the run's own reservation) and
+-- adds what was used, saturating at money.Ceiling. It never takes anything off `used`.
 -- Returns each counter's usage after the change.
 UPDATE limit_counters c
-SET reserved = c.reserved - d.release, used = c.used + d.used
+SET reserved = c.reserved - d.release,
+    used = least(c.used + greatest(d.used, 0), 4000000000000000000)
 FROM (SELECT * FROM (SELECT unnest(@limit_ids::text[]) AS limit_id, unnest(@window_starts::timestamptz[]) AS window_start, unnest(@releases::bigint[]) AS release, unnest(@useds::bigint[]) AS used) AS x) d
 WHERE c.limit_id = d.limit_id AND c.window_start = d.window_start
 RETURNING c.limit_id, c.window_start, c.used;

@@ -89,7 +89,7 @@ WHERE runs.id = x.run_id;
 -- name: PolicyEffectiveness :one
 SELECT
     (SELECT count(*) FROM prevention_records p WHERE p.rule_id = r.id)::bigint AS runs_prevented,
-    (SELECT coalesce(sum(p.estimated_cost_micros), 0) FROM prevention_records p WHERE p.rule_id = r.id)::bigint AS cost_saved,
+    (SELECT least(coalesce(sum(p.estimated_cost_micros), 0), 4000000000000000000) FROM prevention_records p WHERE p.rule_id = r.id)::bigint AS cost_saved,
     (SELECT count(*) FROM prevention_records p WHERE p.rule_id = r.id AND p.estimated_cost_micros = 0)::bigint AS without_estimate,
     coalesce((SELECT max(p.created_at) FROM prevention_records p WHERE p.rule_id = r.id), r.activated_at)::timestamptz AS last_prevented_at,
     (SELECT count(*) FROM incidents i
@@ -102,6 +102,6 @@ FROM policy_rules r
 WHERE r.org_id = @org_id AND r.id = @id;
 
 -- name: PreventionsForIncident :one
-SELECT count(*)::bigint AS runs, coalesce(sum(estimated_cost_micros), 0)::bigint AS cost_micros,
+SELECT count(*)::bigint AS runs, least(coalesce(sum(estimated_cost_micros), 0), 4000000000000000000)::bigint AS cost_micros,
        count(*) FILTER (WHERE estimated_cost_micros = 0)::bigint AS without_estimate
 FROM prevention_records WHERE org_id = @org_id AND incident_id = @incident_id;

@@ -157,11 +157,28 @@ SELECT * FROM run_reservations WHERE run_id = @run_id ORDER BY limit_id, window_
 UPDATE run_reservations SET released = true WHERE run_id = @run_id;
 
 -- name: RunSettle :one
+-- A settlement that succeeds clears any dead letter (an operator retried it).
 UPDATE runs
 SET status = @status, cost_micros = @cost_micros, input_tokens = @input_tokens,
-    output_tokens = @output_tokens, settled_at = now()
+    output_tokens = @output_tokens, settled_at = now(), dead_lettered_at = NULL, dead_letter_error = ''
 WHERE id = @id
 RETURNING *;
+
+-- name: RunDeadLetter :one
+-- Marks a settlement that gave up; returns nothing when it is settled or dead-lettered
+-- already.
+UPDATE runs SET dead_lettered_at = now(), dead_letter_error = @error
+WHERE id = @id AND dead_lettered_at IS NULL AND (settled_at IS NULL OR (status = 'expired' AND reported_at IS NOT NULL))
+RETURNING *;
+
+-- name: RunClearDeadLetter :one
+-- An operator's retry: the run's workflow settles it again.
+UPDATE runs SET dead_lettered_at = NULL, dead_letter_error = ''
+WHERE org_id = @org_id AND id = @id AND dead_lettered_at IS NOT NULL
+RETURNING *;
+
+-- name: RunsDeadLetteredCount :one
+SELECT count(*) FROM runs WHERE dead_lettered_at IS NOT NULL;
 
 -- name: CostRecordInsert :one
 INSERT INTO cost_records (org_id, id, run_id, project_id, agent_id, api_key_id, model,
@@ -189,9 +206,9 @@ ORDER BY recorded_at, id
 LIMIT @max;
 
 -- name: CostRecordTotals :one
-SELECT coalesce(sum(cost_micros), 0)::bigint AS cost_micros,
-       coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
-       coalesce(sum(output_tokens), 0)::bigint AS output_tokens,
+SELECT least(coalesce(sum(cost_micros), 0), 4000000000000000000)::bigint AS cost_micros,
+       least(coalesce(sum(input_tokens), 0), 4000000000000000000)::bigint AS input_tokens,
+       least(coalesce(sum(output_tokens), 0), 4000000000000000000)::bigint AS output_tokens,
        count(*) AS records
 FROM cost_records
 WHERE org_id = @org_id
@@ -206,7 +223,7 @@ WHERE org_id = @org_id
 -- name: SpendByKeys :many
 -- Settled cost per API key since a time (the start of the month, in the organization's
 -- time zone).
-SELECT api_key_id, coalesce(sum(cost_micros), 0)::bigint AS cost_micros
+SELECT api_key_id, least(coalesce(sum(cost_micros), 0), 4000000000000000000)::bigint AS cost_micros
 FROM cost_records
 WHERE org_id = @org_id AND api_key_id = ANY (@api_key_ids::text[]) AND recorded_at >= @since
 GROUP BY api_key_id;

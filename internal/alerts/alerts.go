@@ -41,11 +41,13 @@ const (
 	KindDigest = "digest"
 	// KindTest is sent by TestChannel to one channel.
 	KindTest = "test"
+	// KindSettlementFailed: a run's settlement was dead-lettered.
+	KindSettlementFailed = "settlement_failed"
 )
 
 // Kinds lists every kind.
 var Kinds = []string{KindLimitThreshold, KindBudgetExceeded, KindAnomaly, KindIncident, KindProposalPending,
-	KindChannelDisabled, KindDigest, KindTest}
+	KindChannelDisabled, KindDigest, KindTest, KindSettlementFailed}
 
 // Severities, in increasing order.
 const (

@@ -256,18 +256,26 @@ func (d *Deliverer) post(ctx context.Context, url string, body []byte, h http.He
 	return o
 }
 
+// MaxRetryAfter caps the delay a receiver can ask for: longer than any retry schedule
+// (3 days by default), short enough that a hostile or broken header cannot park a delivery
+// for years or overflow time.Duration.
+const MaxRetryAfter = 7 * 24 * time.Hour
+
 // parseRetryAfter reads a Retry-After header: seconds or an HTTP date (0 if absent or
-// unreadable).
+// unreadable), between 0 and MaxRetryAfter.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(v); err == nil {
-		return max(time.Duration(s)*time.Second, 0)
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if s <= 0 {
+			return 0
+		}
+		return min(time.Duration(min(s, int64(MaxRetryAfter/time.Second)))*time.Second, MaxRetryAfter)
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0)
+		return min(max(t.Sub(now), 0), MaxRetryAfter)
 	}
 	return 0
 }

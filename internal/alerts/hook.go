@@ -11,6 +11,7 @@ import (
 	"github.com/governor-hq/governor/db/dbsqlc"
 	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/limits"
+	"github.com/governor-hq/governor/internal/money"
 	"github.com/governor-hq/governor/internal/runs"
 )
 
@@ -28,7 +29,7 @@ func Crossings(amount int64, thresholds []int32, before, after int64) []Crossing
 	if after <= before || amount <= 0 {
 		return nil
 	}
-	reached := func(t int32, used int64) bool { return used*100 >= int64(t)*amount }
+	reached := func(t int32, used int64) bool { return money.ReachedPercent(used, amount, t) }
 	exceeded := before <= amount && after > amount
 	var out []Crossing
 	ts := slices.Clone(thresholds)
@@ -128,16 +129,33 @@ func LimitTrigger(l dbsqlc.Limit, ws time.Time, used int64, x Crossing, runID st
 	return t
 }
 
-func percent(used, amount int64) int64 {
-	if amount <= 0 {
-		return 0
-	}
-	return used * 100 / amount
-}
+func percent(used, amount int64) int64 { return money.Percent(used, amount) }
 
 func amount(metric string, n int64) string {
 	if metric == limits.MetricCost {
 		return Money(n)
 	}
 	return fmt.Sprintf("%d %s", n, metric)
+}
+
+// OnSettlementDeadLettered is the dead-letter hook that tells people a run's settlement
+// gave up: a high alert (in-app, and to external channels by the default routing), one per
+// dead letter.
+func OnSettlementDeadLettered(ctx context.Context, tx pgx.Tx, run dbsqlc.Run) error {
+	at := time.Now()
+	if run.DeadLetteredAt != nil {
+		at = *run.DeadLetteredAt
+	}
+	_, _, err := Raise(ctx, tx, Trigger{
+		OrgID: run.OrgID, Kind: KindSettlementFailed, Severity: SeverityHigh,
+		DedupeKey: fmt.Sprintf("run/%s/dead_letter/%d", run.ID, at.UnixMicro()),
+		Title:     fmt.Sprintf("Settlement of run %s failed and needs an operator", run.ID),
+		Body: fmt.Sprintf("The settlement of run %s (agent %s) gave up after its retries: %s. Its reservation still counts "+
+			"against its limits. Fix the cause, then call RunService.RetrySettlement {\"run_id\": %q}.",
+			run.ID, run.AgentID, run.DeadLetterError, run.ID),
+		Entity:  events.Ref{Type: "run", ID: run.ID},
+		Related: []events.Ref{{Type: "agent", ID: run.AgentID}, {Type: "project", ID: run.ProjectID}},
+		Data:    map[string]any{"run_id": run.ID, "error": run.DeadLetterError},
+	})
+	return err
 }

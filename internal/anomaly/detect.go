@@ -231,6 +231,14 @@ func baselineFor(method string, s Stats) float64 {
 // any method flags it: the stronger method's, with the other's verdict in its context and
 // a confidence that grows with the history's length and when both methods agree.
 func Detect(metric string, history []float64, observed float64, runs int64, cfg Config) (Finding, bool) {
+	// Values that are not finite carry no information (and cannot be stored or sent):
+	// such points are left out of the history, and such an observation is not judged.
+	if !finite(observed) {
+		return Finding{}, false
+	}
+	if slices.ContainsFunc(history, func(x float64) bool { return !finite(x) }) {
+		history = slices.DeleteFunc(slices.Clone(history), func(x float64) bool { return !finite(x) })
+	}
 	if len(history) < cfg.MinDataPoints || len(history) < 2 {
 		return Finding{}, false
 	}
@@ -256,6 +264,10 @@ func Detect(metric string, history []float64, observed float64, runs int64, cfg 
 		return Finding{}, false
 	}
 	r := results[best]
+	if !finite(r.Deviation) || !finite(r.Baseline) {
+		// Finite inputs near ±1.8e308 can still overflow the statistics.
+		return Finding{}, false
+	}
 	agreement := 1.0
 	if len(results) > 1 && flagged < len(results) {
 		agreement = 0.75
@@ -279,11 +291,16 @@ func Detect(metric string, history []float64, observed float64, runs int64, cfg 
 	}, true
 }
 
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
 func round(x float64) float64 {
-	if math.IsInf(x, 0) || math.IsNaN(x) {
+	if !finite(x) {
 		return 0
 	}
-	return math.Round(x*1000) / 1000
+	if r := math.Round(x*1000) / 1000; finite(r) {
+		return r
+	}
+	return x // too large to carry decimals anyway
 }
 
 // Day is one day of an entity's usage.

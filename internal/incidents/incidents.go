@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -99,11 +100,20 @@ func NormalizeError(msg string) string {
 	s = quotedRe.ReplaceAllString(s, "<str>")
 	s = numberRe.ReplaceAllString(s, "<n>")
 	s = strings.TrimSpace(spaceRe.ReplaceAllString(s, " "))
-	if len(s) > 200 {
-		s = s[:200]
+	if len(s) > maxSignature {
+		// Cut on a character boundary (the signature is stored as text), and without the
+		// space the cut may leave, so normalizing a signature again changes nothing.
+		cut := maxSignature
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = strings.TrimSpace(s[:cut])
 	}
-	return s
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
+
+// maxSignature is the longest error signature, in bytes.
+const maxSignature = 200
 
 // Recorded is the incident an occurrence landed on.
 type Recorded struct {

@@ -86,6 +86,10 @@ type IncidentInput struct {
 // in the Temporal UI.
 func RunWorkflowID(runID string) string { return "run/" + runID }
 
+// RunStatusDeadLetter is the GovernorStatus of a run workflow whose settlement gave up
+// and waits for RunService.RetrySettlement (or the settlement-retry signal).
+const RunStatusDeadLetter = "dead_letter"
+
 // RunInput starts a run's workflow.
 type RunInput struct {
 	OrgID          string    `json:"org_id"`
@@ -109,6 +113,10 @@ const (
 	// SignalProposalDecision carries an approver's decision on a policy proposal
 	// (ProposalDecision). PolicyService sends it; so may an operator with the Temporal CLI.
 	SignalProposalDecision = "proposal-decision"
+	// SignalSettlementRetry tells a run's workflow whose settlement was dead-lettered to
+	// try again (RunService.RetrySettlement sends it; so may an operator with the Temporal
+	// CLI, after fixing the cause).
+	SignalSettlementRetry = "settlement-retry"
 	// SignalAlertRedeliver tells an alert delivery's workflow that RedeliverAlert gave its
 	// delivery a new retry period; its argument is the delivery id.
 	SignalAlertRedeliver = "alert-redeliver"

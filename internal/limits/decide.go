@@ -1,6 +1,10 @@
 package limits
 
-import "time"
+import (
+	"time"
+
+	"github.com/governor-hq/governor/internal/money"
+)
 
 // Request is what a run asks of each metric.
 type Request struct {
@@ -46,21 +50,35 @@ type Check struct {
 
 // Remaining is what is left of the limit, not below zero.
 func (c Check) Remaining() int64 {
-	return max(0, c.Limit.Amount-c.Used-c.Reserved)
+	return max(0, c.Limit.Amount-money.Add(c.Used, c.Reserved))
 }
 
 // Exceeds reports whether taking requested on top of used and reserved goes past amount.
 // A run that asks for nothing (no estimate) is still refused once the limit is used up.
+// The sums saturate (money.Add), so no request, however large, can wrap past the check.
 func Exceeds(amount, used, reserved, requested int64) bool {
+	held := money.Add(used, reserved)
 	if requested == 0 {
-		return used+reserved >= amount
+		return held >= amount
 	}
-	return used+reserved+requested > amount
+	return money.Add(held, requested) > amount
+}
+
+// overCapacity reports whether reserving requested would take a counter's reservations
+// to the ceiling of what a counter can hold. Only warn-only limits can get there (a
+// blocking limit refuses long before): such a run is refused, so the stored counter can
+// never overflow.
+func overCapacity(reserved, requested int64) bool {
+	return money.Add(reserved, requested) >= money.Ceiling
 }
 
 // Evaluate sets the verdict of a check from its numbers.
 func (c *Check) Evaluate() {
 	c.Verdict = Within
+	if overCapacity(c.Reserved, c.Requested) {
+		c.Verdict = Blocked
+		return
+	}
 	if Exceeds(c.Limit.Amount, c.Used, c.Reserved, c.Requested) {
 		if c.Limit.Enforcement == Warn {
 			c.Verdict = Warned

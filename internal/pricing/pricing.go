@@ -3,7 +3,13 @@
 // arithmetic, in integers.
 package pricing
 
-import "sort"
+import (
+	"errors"
+	"math/bits"
+	"sort"
+
+	"github.com/governor-hq/governor/internal/money"
+)
 
 // Price is a model's price in micro-dollars per million tokens.
 type Price struct {
@@ -41,11 +47,35 @@ func DefaultModels() []string {
 	return out
 }
 
+// ErrCostOutOfRange: the tokens at this price cost more than money.MaxCostMicros.
+var ErrCostOutOfRange = errors.New("cost out of range")
+
 // Cost is the price of the given tokens, rounded up to the next micro-dollar so many
-// small runs never add up to less than they cost.
-func (p Price) Cost(inputTokens, outputTokens int64) int64 {
-	total := inputTokens*p.InputPerMTok + outputTokens*p.OutputPerMTok
-	return (total + 999_999) / 1_000_000
+// small runs never add up to less than they cost. The arithmetic is exact in 128 bits; a
+// result above money.MaxCostMicros (or negative tokens) is ErrCostOutOfRange, never a
+// wrapped number.
+func (p Price) Cost(inputTokens, outputTokens int64) (int64, error) {
+	if inputTokens < 0 || outputTokens < 0 || p.InputPerMTok < 0 || p.OutputPerMTok < 0 {
+		return 0, ErrCostOutOfRange
+	}
+	// ceil((in*pIn + out*pOut) / 1e6) in 128 bits: each product fits in 126 bits
+	// (both factors are below 2^63), so their sum fits in 127.
+	h1, l1 := bits.Mul64(uint64(inputTokens), uint64(p.InputPerMTok))
+	h2, l2 := bits.Mul64(uint64(outputTokens), uint64(p.OutputPerMTok))
+	lo, carry := bits.Add64(l1, l2, 0)
+	hi, _ := bits.Add64(h1, h2, carry)
+	const perMillion = 1_000_000
+	if hi >= perMillion {
+		return 0, ErrCostOutOfRange // the quotient would not fit in 64 bits
+	}
+	q, r := bits.Div64(hi, lo, perMillion)
+	if r != 0 {
+		q++
+	}
+	if q > uint64(money.MaxCostMicros) {
+		return 0, ErrCostOutOfRange
+	}
+	return int64(q), nil
 }
 
 // Lookup returns the organization's price for model if it set one, else the default.

@@ -20,6 +20,7 @@ import (
 	"github.com/governor-hq/governor/internal/ids"
 	"github.com/governor-hq/governor/internal/lifecycle"
 	"github.com/governor-hq/governor/internal/limits"
+	"github.com/governor-hq/governor/internal/money"
 	"github.com/governor-hq/governor/internal/policy"
 	"github.com/governor-hq/governor/internal/pricing"
 )
@@ -167,9 +168,15 @@ func (a *Admitter) prepare(ctx context.Context, req AdmitRequest) (*admitItem, e
 			return nil, err
 		}
 	}
-	it.estCost = estimateCost(req.Estimate, req.Model, prices[ag.OrgID])
-	it.request = limits.Request{CostMicros: it.estCost, Tokens: req.Estimate.InputTokens + req.Estimate.OutputTokens}
+	var priced bool
+	if it.estCost, priced, err = estimateCost(req.Estimate, req.Model, prices[ag.OrgID]); err != nil {
+		return nil, err
+	}
+	it.request = limits.Request{CostMicros: it.estCost, Tokens: money.Add(req.Estimate.InputTokens, req.Estimate.OutputTokens)}
 	if it.planned, _, err = plan(it.subject, candidates, it.request, a.now()); err != nil {
+		return nil, err
+	}
+	if err := requireCostPriced(priced, req.Model, it.planned.checks); err != nil {
 		return nil, err
 	}
 	return it, nil

@@ -6,6 +6,7 @@ import (
 
 	"github.com/governor-hq/governor/db/dbsqlc"
 	"github.com/governor-hq/governor/internal/limits"
+	"github.com/governor-hq/governor/internal/money"
 )
 
 // Prospect is a run that might be admitted.
@@ -62,9 +63,15 @@ func Check(ctx context.Context, db dbsqlc.DBTX, p Prospect) (limits.Decision, er
 	if err != nil {
 		return limits.Decision{}, err
 	}
-	cost := estimateCost(p.Estimate, p.Model, prices[s.OrgID])
-	pl, _, err := plan(s, cands, limits.Request{CostMicros: cost, Tokens: p.Estimate.InputTokens + p.Estimate.OutputTokens}, time.Now())
+	cost, priced, err := estimateCost(p.Estimate, p.Model, prices[s.OrgID])
 	if err != nil {
+		return limits.Decision{}, err
+	}
+	pl, _, err := plan(s, cands, limits.Request{CostMicros: cost, Tokens: money.Add(p.Estimate.InputTokens, p.Estimate.OutputTokens)}, time.Now())
+	if err != nil {
+		return limits.Decision{}, err
+	}
+	if err := requireCostPriced(priced, p.Model, pl.checks); err != nil {
 		return limits.Decision{}, err
 	}
 	if len(pl.keys) > 0 {

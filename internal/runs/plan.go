@@ -15,6 +15,7 @@ import (
 
 	"github.com/governor-hq/governor/db/dbsqlc"
 	"github.com/governor-hq/governor/internal/limits"
+	"github.com/governor-hq/governor/internal/money"
 	"github.com/governor-hq/governor/internal/pricing"
 )
 
@@ -154,16 +155,78 @@ func plan(s Subject, candidates []limits.Limit, req limits.Request, now time.Tim
 	return p, res, nil
 }
 
+// FieldError is a request value Governor cannot accept; Field names it as the API does
+// (e.g. "estimate.input_tokens"). The API answers InvalidArgument.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// UnpricedModelError refuses tokens that cannot be turned into cost under a cost limit:
+// without a price the run would look free to its budget. The API answers
+// FailedPrecondition.
+type UnpricedModelError struct {
+	Model   string
+	LimitID string
+	// Field is what the client could give instead ("estimate.cost_micros", "cost_micros").
+	Field string
+}
+
+func (e *UnpricedModelError) Error() string {
+	what := fmt.Sprintf("model %q has no price", e.Model)
+	if e.Model == "" {
+		what = "the run names no model, so its tokens have no price"
+	}
+	return fmt.Sprintf("%s, and cost limit %s applies: give %s, or price the model with "+
+		"LimitService.SetModelPrice {\"model\": %q, \"input_micros_per_million_tokens\": …, \"output_micros_per_million_tokens\": …}",
+		what, e.LimitID, e.Field, e.Model)
+}
+
+// costOf prices tokens of a model. priced is false when the model has no price (cost 0).
+// A price of the bounded tokens above money.MaxCostMicros is a FieldError on the field
+// that makes it so (prefix: "estimate." for estimates, "" for reports).
+func costOf(prefix string, in, out int64, model string, prices map[string]pricing.Price) (cost int64, priced bool, err error) {
+	p, ok := pricing.Lookup(prices, model)
+	if !ok {
+		return 0, false, nil
+	}
+	cost, err = p.Cost(in, out)
+	if err == nil {
+		return cost, true, nil
+	}
+	field := prefix + "input_tokens"
+	if _, ierr := p.Cost(in, 0); ierr == nil {
+		field = prefix + "output_tokens"
+	}
+	return 0, true, &FieldError{Field: field, Msg: fmt.Sprintf("at the price of %q these tokens cost more than $%d, the most one run may cost",
+		model, money.MaxCostMicros/1_000_000)}
+}
+
 // estimateCost is the cost a run reserves: the estimate's cost if given, else the price of
-// its estimated tokens (0 for a model without a price).
-func estimateCost(e Estimate, model string, prices map[string]pricing.Price) int64 {
+// its estimated tokens. priced is false when tokens were given for a model without a price.
+func estimateCost(e Estimate, model string, prices map[string]pricing.Price) (cost int64, priced bool, err error) {
 	if e.CostMicros > 0 {
-		return e.CostMicros
+		return e.CostMicros, true, nil
 	}
-	if p, ok := pricing.Lookup(prices, model); ok {
-		return p.Cost(e.InputTokens, e.OutputTokens)
+	if e.InputTokens == 0 && e.OutputTokens == 0 {
+		return 0, true, nil
 	}
-	return 0
+	return costOf("estimate.", e.InputTokens, e.OutputTokens, model, prices)
+}
+
+// requireCostPriced refuses an unpriced estimate when a cost limit would check the run.
+func requireCostPriced(priced bool, model string, checks []limits.Check) error {
+	if priced {
+		return nil
+	}
+	for _, c := range checks {
+		if c.Limit.Metric == limits.MetricCost {
+			return &UnpricedModelError{Model: model, LimitID: c.Limit.ID, Field: "estimate.cost_micros"}
+		}
+	}
+	return nil
 }
 
 // pricesOf loads the custom prices of the given organizations for the given models.

@@ -17,6 +17,7 @@ import (
 	"github.com/governor-hq/governor/internal/ids"
 	"github.com/governor-hq/governor/internal/lifecycle"
 	"github.com/governor-hq/governor/internal/limits"
+	"github.com/governor-hq/governor/internal/money"
 	"github.com/governor-hq/governor/internal/pricing"
 )
 
@@ -84,6 +85,9 @@ func RecordReport(ctx context.Context, pool *pgxpool.Pool, caller authz.Principa
 			return ErrConflictingReport
 		}
 		q := dbsqlc.New()
+		if err := checkReportPriceable(ctx, tx, run, r); err != nil {
+			return err
+		}
 		out, err = q.RunReport(ctx, tx, dbsqlc.RunReportParams{
 			ID: run.ID, ReportedStatus: &r.Status, InputTokens: &r.InputTokens, OutputTokens: &r.OutputTokens,
 			ReportedCostMicros: r.CostMicros, LatencyMs: &r.LatencyMs, ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMessage,
@@ -101,6 +105,36 @@ func RecordReport(ctx context.Context, pool *pgxpool.Pool, caller authz.Principa
 		})
 	})
 	return out, err
+}
+
+// checkReportPriceable refuses a report whose tokens cannot become a cost: priced above
+// the per-run maximum (InvalidArgument on the field), or, when the run holds a cost
+// reservation, for a model without a price and no cost given (FailedPrecondition).
+func checkReportPriceable(ctx context.Context, tx pgx.Tx, run dbsqlc.Run, r Report) error {
+	if r.CostMicros != nil || r.InputTokens+r.OutputTokens == 0 {
+		return nil
+	}
+	var prices map[string]map[string]pricing.Price
+	if run.Model != "" {
+		var err error
+		if prices, err = pricesOf(ctx, tx, []string{run.OrgID}, []string{run.Model}); err != nil {
+			return err
+		}
+	}
+	_, priced, err := costOf("", r.InputTokens, r.OutputTokens, run.Model, prices[run.OrgID])
+	if err != nil || priced {
+		return err
+	}
+	res, err := dbsqlc.New().ReservationsOfRun(ctx, tx, run.ID)
+	if err != nil {
+		return err
+	}
+	for _, x := range res {
+		if x.Metric == limits.MetricCost {
+			return &UnpricedModelError{Model: run.Model, LimitID: x.LimitID, Field: "cost_micros"}
+		}
+	}
+	return nil
 }
 
 // Heartbeat extends a run's lease (and its live reservations) to now+lease.
@@ -160,8 +194,14 @@ type SettleHook func(ctx context.Context, tx pgx.Tx, s Settlement) error
 
 // Settler settles runs and runs its hooks.
 type Settler struct {
-	pool  *pgxpool.Pool
-	hooks []SettleHook
+	pool            *pgxpool.Pool
+	hooks           []SettleHook
+	deadLetterHooks []DeadLetterHook
+}
+
+// OnDeadLetter adds hooks that run when a settlement is dead-lettered.
+func (st *Settler) OnDeadLetter(h ...DeadLetterHook) {
+	st.deadLetterHooks = append(st.deadLetterHooks, h...)
 }
 
 // NewSettler returns a settler with the given hooks.
@@ -219,20 +259,17 @@ func (st *Settler) Settle(ctx context.Context, runID, by string) (Settlement, er
 		}
 		status := "expired"
 		var in, outTok, cost int64
+		costSource := ""
 		if reported {
 			status = *run.ReportedStatus
-			in, outTok = deref(run.InputTokens), deref(run.OutputTokens)
-			if run.ReportedCostMicros != nil {
-				cost = *run.ReportedCostMicros
-			} else if run.Model != "" {
-				prices, err := pricesOf(ctx, tx, []string{run.OrgID}, []string{run.Model})
-				if err != nil {
+			in, outTok = max(deref(run.InputTokens), 0), max(deref(run.OutputTokens), 0)
+			var prices map[string]map[string]pricing.Price
+			if run.ReportedCostMicros == nil && run.Model != "" && in+outTok > 0 {
+				if prices, err = pricesOf(ctx, tx, []string{run.OrgID}, []string{run.Model}); err != nil {
 					return err
 				}
-				if p, ok := pricing.Lookup(prices[run.OrgID], run.Model); ok {
-					cost = p.Cost(in, outTok)
-				}
 			}
+			cost, costSource = settledCost(run, in, outTok, prices[run.OrgID])
 		}
 		ran := int64(0)
 		if status == "succeeded" || status == "failed" {
@@ -268,7 +305,7 @@ func (st *Settler) Settle(ctx context.Context, runID, by string) (Settlement, er
 				case limits.MetricCost:
 					useds[i] = cost
 				case limits.MetricTokens:
-					useds[i] = in + outTok
+					useds[i] = money.Add(in, outTok)
 				case limits.MetricRuns:
 					useds[i] = ran
 				case limits.MetricRequests:
@@ -310,7 +347,7 @@ func (st *Settler) Settle(ctx context.Context, runID, by string) (Settlement, er
 		evType := map[string]string{"succeeded": "run_completed", "failed": "run_failed", "cancelled": "run_cancelled", "expired": "run_expired"}[status]
 		summary := fmt.Sprintf("Run %s %s", run.ID, status)
 		if reported {
-			summary += fmt.Sprintf(": cost %s, %d tokens", Dollars(cost), in+outTok)
+			summary += fmt.Sprintf(": cost %s, %d tokens", Dollars(cost), money.Add(in, outTok))
 		} else {
 			summary += ": its lease ran out before it completed; its reservation was released"
 		}
@@ -323,7 +360,7 @@ func (st *Settler) Settle(ctx context.Context, runID, by string) (Settlement, er
 			CorrelationID: run.ID, Summary: summary, Actor: actor.System(by),
 			Data: map[string]any{"status": status, "cost_micros": cost, "input_tokens": in, "output_tokens": outTok,
 				"latency_ms": deref(run.LatencyMs), "error_code": run.ErrorCode, "error_message": run.ErrorMessage,
-				"model": run.Model, "feature": run.Feature, "late_report": lateReport},
+				"model": run.Model, "feature": run.Feature, "late_report": lateReport, "cost_source": costSource},
 		}); err != nil {
 			return err
 		}
@@ -337,6 +374,37 @@ func (st *Settler) Settle(ctx context.Context, runID, by string) (Settlement, er
 		return nil
 	})
 	return out, err
+}
+
+// Where a settled cost came from (the settlement event's cost_source).
+const (
+	CostReported = "reported" // the client's cost_micros
+	CostPriced   = "priced"   // the tokens at the model's price
+	CostEstimate = "estimate" // the model lost its price after the report: the estimate
+	CostCapped   = "capped"   // priced above money.MaxCostMicros: charged the maximum
+	CostNone     = "none"     // no cost and no tokens
+)
+
+// settledCost is what a reported run is charged, never negative and never above
+// money.MaxCostMicros, whatever the stored numbers say: a settlement must always be able
+// to commit. CompleteRun refuses reports that cannot be priced under a cost limit, so the
+// estimate fallback only serves a price deleted between report and settlement.
+func settledCost(run dbsqlc.Run, in, out int64, prices map[string]pricing.Price) (int64, string) {
+	if c := run.ReportedCostMicros; c != nil {
+		return min(max(*c, 0), money.MaxCostMicros), CostReported
+	}
+	if in+out == 0 {
+		return 0, CostNone
+	}
+	p, ok := pricing.Lookup(prices, run.Model)
+	if !ok {
+		return min(max(run.EstCostMicros, 0), money.MaxCostMicros), CostEstimate
+	}
+	c, err := p.Cost(in, out)
+	if err != nil {
+		return money.MaxCostMicros, CostCapped
+	}
+	return c, CostPriced
 }
 
 // Dollars renders micro-dollars as "$12.345678".

@@ -158,6 +158,8 @@ const (
 	AlertKind_ALERT_KIND_DIGEST AlertKind = 7
 	// Sent by TestChannel.
 	AlertKind_ALERT_KIND_TEST AlertKind = 8
+	// A run's settlement gave up after its retries (dead-lettered) and waits for an operator.
+	AlertKind_ALERT_KIND_SETTLEMENT_FAILED AlertKind = 9
 )
 
 // Enum value maps for AlertKind.
@@ -172,17 +174,19 @@ var (
 		6: "ALERT_KIND_CHANNEL_DISABLED",
 		7: "ALERT_KIND_DIGEST",
 		8: "ALERT_KIND_TEST",
+		9: "ALERT_KIND_SETTLEMENT_FAILED",
 	}
 	AlertKind_value = map[string]int32{
-		"ALERT_KIND_UNSPECIFIED":      0,
-		"ALERT_KIND_LIMIT_THRESHOLD":  1,
-		"ALERT_KIND_BUDGET_EXCEEDED":  2,
-		"ALERT_KIND_ANOMALY":          3,
-		"ALERT_KIND_INCIDENT":         4,
-		"ALERT_KIND_PROPOSAL_PENDING": 5,
-		"ALERT_KIND_CHANNEL_DISABLED": 6,
-		"ALERT_KIND_DIGEST":           7,
-		"ALERT_KIND_TEST":             8,
+		"ALERT_KIND_UNSPECIFIED":       0,
+		"ALERT_KIND_LIMIT_THRESHOLD":   1,
+		"ALERT_KIND_BUDGET_EXCEEDED":   2,
+		"ALERT_KIND_ANOMALY":           3,
+		"ALERT_KIND_INCIDENT":          4,
+		"ALERT_KIND_PROPOSAL_PENDING":  5,
+		"ALERT_KIND_CHANNEL_DISABLED":  6,
+		"ALERT_KIND_DIGEST":            7,
+		"ALERT_KIND_TEST":              8,
+		"ALERT_KIND_SETTLEMENT_FAILED": 9,
 	}
 )
 
@@ -3528,7 +3532,7 @@ const file_governor_v1_alerts_proto_rawDesc = "" +
 	"\x13ALERT_SEVERITY_INFO\x10\x01\x12\x1a\n" +
 	"\x16ALERT_SEVERITY_WARNING\x10\x02\x12\x17\n" +
 	"\x13ALERT_SEVERITY_HIGH\x10\x03\x12\x1b\n" +
-	"\x17ALERT_SEVERITY_CRITICAL\x10\x04*\x86\x02\n" +
+	"\x17ALERT_SEVERITY_CRITICAL\x10\x04*\xa8\x02\n" +
 	"\tAlertKind\x12\x1a\n" +
 	"\x16ALERT_KIND_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aALERT_KIND_LIMIT_THRESHOLD\x10\x01\x12\x1e\n" +
@@ -3538,7 +3542,8 @@ const file_governor_v1_alerts_proto_rawDesc = "" +
 	"\x1bALERT_KIND_PROPOSAL_PENDING\x10\x05\x12\x1f\n" +
 	"\x1bALERT_KIND_CHANNEL_DISABLED\x10\x06\x12\x15\n" +
 	"\x11ALERT_KIND_DIGEST\x10\a\x12\x13\n" +
-	"\x0fALERT_KIND_TEST\x10\b*\xa7\x01\n" +
+	"\x0fALERT_KIND_TEST\x10\b\x12 \n" +
+	"\x1cALERT_KIND_SETTLEMENT_FAILED\x10\t*\xa7\x01\n" +
 	"\x0eDeliveryStatus\x12\x1f\n" +
 	"\x1bDELIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17DELIVERY_STATUS_PENDING\x10\x01\x12\x1d\n" +

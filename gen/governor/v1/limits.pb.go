@@ -581,7 +581,8 @@ type CreateLimitRequest struct {
 	Feature string                 `protobuf:"bytes,4,opt,name=feature,proto3" json:"feature,omitempty"`
 	Metric  LimitMetric            `protobuf:"varint,5,opt,name=metric,proto3,enum=governor.v1.LimitMetric" json:"metric,omitempty"`
 	Window  LimitWindow            `protobuf:"varint,6,opt,name=window,proto3,enum=governor.v1.LimitWindow" json:"window,omitempty"`
-	Amount  int64                  `protobuf:"varint,7,opt,name=amount,proto3" json:"amount,omitempty"`
+	// At most 1e15, whatever the metric (for cost: $1 billion in micro-dollars).
+	Amount int64 `protobuf:"varint,7,opt,name=amount,proto3" json:"amount,omitempty"`
 	// Default LIMIT_ENFORCEMENT_BLOCK.
 	Enforcement LimitEnforcement `protobuf:"varint,8,opt,name=enforcement,proto3,enum=governor.v1.LimitEnforcement" json:"enforcement,omitempty"`
 	// Default 80, 90, 100.
@@ -1364,9 +1365,13 @@ func (x *LimitResolution) GetReason() string {
 }
 
 // Estimate is what a run is expected to use; it is reserved on every limit at admission.
+// Bounds: a cost of at most 1e15 micro-dollars ($1 billion) and at most 1e12 tokens of
+// each kind; tokens whose price exceeds the cost bound are refused too.
 type Estimate struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Expected cost; when 0 and tokens are given, computed from the model's price.
+	// Expected cost; when 0 and tokens are given, computed from the model's price. Under a
+	// cost limit, tokens of a model without a price are refused (FailedPrecondition): give
+	// the cost, or price the model with SetModelPrice.
 	CostMicros    int64 `protobuf:"varint,1,opt,name=cost_micros,json=costMicros,proto3" json:"cost_micros,omitempty"`
 	InputTokens   int64 `protobuf:"varint,2,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
 	OutputTokens  int64 `protobuf:"varint,3,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
@@ -2095,7 +2100,7 @@ const file_governor_v1_limits_proto_rawDesc = "" +
 	"\vcreate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xe3\x04\n" +
+	"updateTime\"\xec\x04\n" +
 	"\x12CreateLimitRequest\x12\x1c\n" +
 	"\x04name\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\x04name\x128\n" +
 	"\x05scope\x18\x02 \x01(\v2\x1a.governor.v1.LimitScopeRefB\x06\xbaH\x03\xc8\x01\x01R\x05scope\x12\x1e\n" +
@@ -2104,8 +2109,8 @@ const file_governor_v1_limits_proto_rawDesc = "" +
 	"\x06metric\x18\x05 \x01(\x0e2\x18.governor.v1.LimitMetricB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06metric\x12<\n" +
 	"\x06window\x18\x06 \x01(\x0e2\x18.governor.v1.LimitWindowB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06window\x12\x1f\n" +
-	"\x06amount\x18\a \x01(\x03B\a\xbaH\x04\"\x02 \x00R\x06amount\x12I\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06window\x12(\n" +
+	"\x06amount\x18\a \x01(\x03B\x10\xbaH\r\"\v\x18\x80\x80\x9a\xa6\xea\xaf\xe3\x01 \x00R\x06amount\x12I\n" +
 	"\venforcement\x18\b \x01(\x0e2\x1d.governor.v1.LimitEnforcementB\b\xbaH\x05\x82\x01\x02\x10\x01R\venforcement\x12M\n" +
 	"\x18alert_thresholds_percent\x18\t \x03(\x05B\x13\xbaH\x10\x92\x01\r\x10\n" +
 	"\x18\x01\"\a\x1a\x05\x18\xe8\a \x00R\x16alertThresholdsPercent\x12I\n" +
@@ -2126,11 +2131,11 @@ const file_governor_v1_limits_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"h\n" +
 	"\x12ListLimitsResponse\x12*\n" +
 	"\x06limits\x18\x01 \x03(\v2\x12.governor.v1.LimitR\x06limits\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcf\x04\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd8\x04\n" +
 	"\x12UpdateLimitRequest\x12)\n" +
 	"\x02id\x18\x01 \x01(\tB\x19\xbaH\x16r\x142\x12^lim_[0-9a-z]{26}$R\x02id\x12!\n" +
-	"\x04name\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01H\x00R\x04name\x88\x01\x01\x12$\n" +
-	"\x06amount\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02 \x00H\x01R\x06amount\x88\x01\x01\x12P\n" +
+	"\x04name\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01H\x00R\x04name\x88\x01\x01\x12-\n" +
+	"\x06amount\x18\x03 \x01(\x03B\x10\xbaH\r\"\v\x18\x80\x80\x9a\xa6\xea\xaf\xe3\x01 \x00H\x01R\x06amount\x88\x01\x01\x12P\n" +
 	"\venforcement\x18\x04 \x01(\x0e2\x1d.governor.v1.LimitEnforcementB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00H\x02R\venforcement\x88\x01\x01\x12M\n" +
 	"\x18alert_thresholds_percent\x18\x05 \x03(\x05B\x13\xbaH\x10\x92\x01\r\x10\n" +
@@ -2164,12 +2169,12 @@ const file_governor_v1_limits_proto_rawDesc = "" +
 	"\x0fLimitResolution\x12(\n" +
 	"\x05limit\x18\x01 \x01(\v2\x12.governor.v1.LimitR\x05limit\x12\x1c\n" +
 	"\teffective\x18\x02 \x01(\bR\teffective\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x8e\x01\n" +
-	"\bEstimate\x12(\n" +
-	"\vcost_micros\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\n" +
-	"costMicros\x12*\n" +
-	"\finput_tokens\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\vinputTokens\x12,\n" +
-	"\routput_tokens\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\foutputTokens\"\xfe\x04\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xa5\x01\n" +
+	"\bEstimate\x121\n" +
+	"\vcost_micros\x18\x01 \x01(\x03B\x10\xbaH\r\"\v\x18\x80\x80\x9a\xa6\xea\xaf\xe3\x01(\x00R\n" +
+	"costMicros\x121\n" +
+	"\finput_tokens\x18\x02 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d(\x00R\vinputTokens\x123\n" +
+	"\routput_tokens\x18\x03 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d(\x00R\foutputTokens\"\xfe\x04\n" +
 	"\n" +
 	"LimitCheck\x12\x19\n" +
 	"\blimit_id\x18\x01 \x01(\tR\alimitId\x12\x1d\n" +

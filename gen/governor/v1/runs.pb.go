@@ -180,8 +180,12 @@ type Run struct {
 	WorkflowId string `protobuf:"bytes,21,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
 	// For runs blocked by a policy rule: the rule.
 	BlockedByPolicyRuleId string `protobuf:"bytes,22,opt,name=blocked_by_policy_rule_id,json=blockedByPolicyRuleId,proto3" json:"blocked_by_policy_rule_id,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// Set while the run's settlement has given up after its retries (dead-lettered): its
+	// reservation still counts until it settles. RetrySettlement tries again.
+	DeadLetterTime  *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=dead_letter_time,json=deadLetterTime,proto3" json:"dead_letter_time,omitempty"`
+	DeadLetterError string                 `protobuf:"bytes,24,opt,name=dead_letter_error,json=deadLetterError,proto3" json:"dead_letter_error,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Run) Reset() {
@@ -364,6 +368,20 @@ func (x *Run) GetWorkflowId() string {
 func (x *Run) GetBlockedByPolicyRuleId() string {
 	if x != nil {
 		return x.BlockedByPolicyRuleId
+	}
+	return ""
+}
+
+func (x *Run) GetDeadLetterTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeadLetterTime
+	}
+	return nil
+}
+
+func (x *Run) GetDeadLetterError() string {
+	if x != nil {
+		return x.DeadLetterError
 	}
 	return ""
 }
@@ -723,13 +741,17 @@ func (x *HeartbeatRunResponse) GetLeaseExpireTime() *timestamppb.Timestamp {
 }
 
 type CompleteRunRequest struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	RunId        string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
-	Status       RunStatus              `protobuf:"varint,2,opt,name=status,proto3,enum=governor.v1.RunStatus" json:"status,omitempty"`
-	InputTokens  int64                  `protobuf:"varint,3,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
-	OutputTokens int64                  `protobuf:"varint,4,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
-	// The actual cost; when absent it is computed from the tokens and the model's price.
-	CostMicros    *int64 `protobuf:"varint,5,opt,name=cost_micros,json=costMicros,proto3,oneof" json:"cost_micros,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	RunId  string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Status RunStatus              `protobuf:"varint,2,opt,name=status,proto3,enum=governor.v1.RunStatus" json:"status,omitempty"`
+	// At most 1e12 each.
+	InputTokens  int64 `protobuf:"varint,3,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
+	OutputTokens int64 `protobuf:"varint,4,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
+	// The actual cost, at most 1e15 micro-dollars; when absent it is computed from the
+	// tokens and the model's price. For a run under a cost limit whose model has no price,
+	// tokens without a cost are refused (FailedPrecondition).
+	CostMicros *int64 `protobuf:"varint,5,opt,name=cost_micros,json=costMicros,proto3,oneof" json:"cost_micros,omitempty"`
+	// At most 31 days.
 	LatencyMs     int64  `protobuf:"varint,6,opt,name=latency_ms,json=latencyMs,proto3" json:"latency_ms,omitempty"`
 	ErrorCode     string `protobuf:"bytes,7,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
 	ErrorMessage  string `protobuf:"bytes,8,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
@@ -1547,6 +1569,94 @@ func (x *ListCostRecordsResponse) GetRecordCount() int64 {
 	return 0
 }
 
+type RetrySettlementRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetrySettlementRequest) Reset() {
+	*x = RetrySettlementRequest{}
+	mi := &file_governor_v1_runs_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetrySettlementRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetrySettlementRequest) ProtoMessage() {}
+
+func (x *RetrySettlementRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_governor_v1_runs_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetrySettlementRequest.ProtoReflect.Descriptor instead.
+func (*RetrySettlementRequest) Descriptor() ([]byte, []int) {
+	return file_governor_v1_runs_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RetrySettlementRequest) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+type RetrySettlementResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Run           *Run                   `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetrySettlementResponse) Reset() {
+	*x = RetrySettlementResponse{}
+	mi := &file_governor_v1_runs_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetrySettlementResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetrySettlementResponse) ProtoMessage() {}
+
+func (x *RetrySettlementResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_governor_v1_runs_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetrySettlementResponse.ProtoReflect.Descriptor instead.
+func (*RetrySettlementResponse) Descriptor() ([]byte, []int) {
+	return file_governor_v1_runs_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RetrySettlementResponse) GetRun() *Run {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
 type ListRunIncidentsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
@@ -1556,7 +1666,7 @@ type ListRunIncidentsRequest struct {
 
 func (x *ListRunIncidentsRequest) Reset() {
 	*x = ListRunIncidentsRequest{}
-	mi := &file_governor_v1_runs_proto_msgTypes[18]
+	mi := &file_governor_v1_runs_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1678,7 @@ func (x *ListRunIncidentsRequest) String() string {
 func (*ListRunIncidentsRequest) ProtoMessage() {}
 
 func (x *ListRunIncidentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_governor_v1_runs_proto_msgTypes[18]
+	mi := &file_governor_v1_runs_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1691,7 @@ func (x *ListRunIncidentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunIncidentsRequest.ProtoReflect.Descriptor instead.
 func (*ListRunIncidentsRequest) Descriptor() ([]byte, []int) {
-	return file_governor_v1_runs_proto_rawDescGZIP(), []int{18}
+	return file_governor_v1_runs_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListRunIncidentsRequest) GetRunId() string {
@@ -1600,7 +1710,7 @@ type ListRunIncidentsResponse struct {
 
 func (x *ListRunIncidentsResponse) Reset() {
 	*x = ListRunIncidentsResponse{}
-	mi := &file_governor_v1_runs_proto_msgTypes[19]
+	mi := &file_governor_v1_runs_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1722,7 @@ func (x *ListRunIncidentsResponse) String() string {
 func (*ListRunIncidentsResponse) ProtoMessage() {}
 
 func (x *ListRunIncidentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_governor_v1_runs_proto_msgTypes[19]
+	mi := &file_governor_v1_runs_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1735,7 @@ func (x *ListRunIncidentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunIncidentsResponse.ProtoReflect.Descriptor instead.
 func (*ListRunIncidentsResponse) Descriptor() ([]byte, []int) {
-	return file_governor_v1_runs_proto_rawDescGZIP(), []int{19}
+	return file_governor_v1_runs_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListRunIncidentsResponse) GetIncidents() []*Incident {
@@ -1644,7 +1754,7 @@ const file_governor_v1_runs_proto_rawDesc = "" +
 	"\vcost_micros\x18\x01 \x01(\x03R\n" +
 	"costMicros\x12!\n" +
 	"\finput_tokens\x18\x02 \x01(\x03R\vinputTokens\x12#\n" +
-	"\routput_tokens\x18\x03 \x01(\x03R\foutputTokens\"\xe2\a\n" +
+	"\routput_tokens\x18\x03 \x01(\x03R\foutputTokens\"\xd4\b\n" +
 	"\x03Run\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1676,7 +1786,9 @@ const file_governor_v1_runs_proto_rawDesc = "" +
 	"\bwarnings\x18\x14 \x03(\v2\x17.governor.v1.LimitCheckR\bwarnings\x12\x1f\n" +
 	"\vworkflow_id\x18\x15 \x01(\tR\n" +
 	"workflowId\x128\n" +
-	"\x19blocked_by_policy_rule_id\x18\x16 \x01(\tR\x15blockedByPolicyRuleId\x1a7\n" +
+	"\x19blocked_by_policy_rule_id\x18\x16 \x01(\tR\x15blockedByPolicyRuleId\x12D\n" +
+	"\x10dead_letter_time\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\x0edeadLetterTime\x12*\n" +
+	"\x11dead_letter_error\x18\x18 \x01(\tR\x0fdeadLetterError\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbb\x03\n" +
@@ -1709,16 +1821,17 @@ const file_governor_v1_runs_proto_rawDesc = "" +
 	"\x06run_id\x18\x01 \x01(\tB\x19\xbaH\x16r\x142\x12^run_[0-9a-z]{26}$R\x05runId\x12?\n" +
 	"\x05lease\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xa3\x05*\x00R\x05lease\"^\n" +
 	"\x14HeartbeatRunResponse\x12F\n" +
-	"\x11lease_expire_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x0fleaseExpireTime\"\x9d\x03\n" +
+	"\x11lease_expire_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x0fleaseExpireTime\"\xba\x03\n" +
 	"\x12CompleteRunRequest\x120\n" +
 	"\x06run_id\x18\x01 \x01(\tB\x19\xbaH\x16r\x142\x12^run_[0-9a-z]{26}$R\x05runId\x12<\n" +
-	"\x06status\x18\x02 \x01(\x0e2\x16.governor.v1.RunStatusB\f\xbaH\t\x82\x01\x06\x18\x02\x18\x03\x18\x04R\x06status\x12*\n" +
-	"\finput_tokens\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\vinputTokens\x12,\n" +
-	"\routput_tokens\x18\x04 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\foutputTokens\x12-\n" +
-	"\vcost_micros\x18\x05 \x01(\x03B\a\xbaH\x04\"\x02(\x00H\x00R\n" +
-	"costMicros\x88\x01\x01\x12&\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x16.governor.v1.RunStatusB\f\xbaH\t\x82\x01\x06\x18\x02\x18\x03\x18\x04R\x06status\x121\n" +
+	"\finput_tokens\x18\x03 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d(\x00R\vinputTokens\x123\n" +
+	"\routput_tokens\x18\x04 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d(\x00R\foutputTokens\x126\n" +
+	"\vcost_micros\x18\x05 \x01(\x03B\x10\xbaH\r\"\v\x18\x80\x80\x9a\xa6\xea\xaf\xe3\x01(\x00H\x00R\n" +
+	"costMicros\x88\x01\x01\x12,\n" +
 	"\n" +
-	"latency_ms\x18\x06 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\tlatencyMs\x12'\n" +
+	"latency_ms\x18\x06 \x01(\x03B\r\xbaH\n" +
+	"\"\b\x18\x80Ȕ\xfd\t(\x00R\tlatencyMs\x12'\n" +
 	"\n" +
 	"error_code\x18\a \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\terrorCode\x12-\n" +
 	"\rerror_message\x18\b \x01(\tB\b\xbaH\x05r\x03\x18\xa0\x1fR\ferrorMessageB\x0e\n" +
@@ -1795,7 +1908,11 @@ const file_governor_v1_runs_proto_rawDesc = "" +
 	"\x11total_cost_micros\x18\x03 \x01(\x03R\x0ftotalCostMicros\x12,\n" +
 	"\x12total_input_tokens\x18\x04 \x01(\x03R\x10totalInputTokens\x12.\n" +
 	"\x13total_output_tokens\x18\x05 \x01(\x03R\x11totalOutputTokens\x12!\n" +
-	"\frecord_count\x18\x06 \x01(\x03R\vrecordCount\"K\n" +
+	"\frecord_count\x18\x06 \x01(\x03R\vrecordCount\"J\n" +
+	"\x16RetrySettlementRequest\x120\n" +
+	"\x06run_id\x18\x01 \x01(\tB\x19\xbaH\x16r\x142\x12^run_[0-9a-z]{26}$R\x05runId\"=\n" +
+	"\x17RetrySettlementResponse\x12\"\n" +
+	"\x03run\x18\x01 \x01(\v2\x10.governor.v1.RunR\x03run\"K\n" +
 	"\x17ListRunIncidentsRequest\x120\n" +
 	"\x06run_id\x18\x01 \x01(\tB\x19\xbaH\x16r\x142\x12^run_[0-9a-z]{26}$R\x05runId\"O\n" +
 	"\x18ListRunIncidentsResponse\x123\n" +
@@ -1807,7 +1924,7 @@ const file_governor_v1_runs_proto_rawDesc = "" +
 	"\x11RUN_STATUS_FAILED\x10\x03\x12\x18\n" +
 	"\x14RUN_STATUS_CANCELLED\x10\x04\x12\x16\n" +
 	"\x12RUN_STATUS_EXPIRED\x10\x05\x12\x16\n" +
-	"\x12RUN_STATUS_BLOCKED\x10\x062\xaf\x05\n" +
+	"\x12RUN_STATUS_BLOCKED\x10\x062\x8d\x06\n" +
 	"\n" +
 	"RunService\x12G\n" +
 	"\bAdmitRun\x12\x1c.governor.v1.AdmitRunRequest\x1a\x1d.governor.v1.AdmitRunResponse\x12S\n" +
@@ -1817,7 +1934,8 @@ const file_governor_v1_runs_proto_rawDesc = "" +
 	"\bListRuns\x12\x1c.governor.v1.ListRunsRequest\x1a\x1d.governor.v1.ListRunsResponse\"\x03\x90\x02\x01\x12R\n" +
 	"\n" +
 	"GetRunCost\x12\x1e.governor.v1.GetRunCostRequest\x1a\x1f.governor.v1.GetRunCostResponse\"\x03\x90\x02\x01\x12a\n" +
-	"\x0fListCostRecords\x12#.governor.v1.ListCostRecordsRequest\x1a$.governor.v1.ListCostRecordsResponse\"\x03\x90\x02\x01\x12d\n" +
+	"\x0fListCostRecords\x12#.governor.v1.ListCostRecordsRequest\x1a$.governor.v1.ListCostRecordsResponse\"\x03\x90\x02\x01\x12\\\n" +
+	"\x0fRetrySettlement\x12#.governor.v1.RetrySettlementRequest\x1a$.governor.v1.RetrySettlementResponse\x12d\n" +
 	"\x10ListRunIncidents\x12$.governor.v1.ListRunIncidentsRequest\x1a%.governor.v1.ListRunIncidentsResponse\"\x03\x90\x02\x01B<Z:github.com/governor-hq/governor/gen/governor/v1;governorv1b\x06proto3"
 
 var (
@@ -1833,7 +1951,7 @@ func file_governor_v1_runs_proto_rawDescGZIP() []byte {
 }
 
 var file_governor_v1_runs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_governor_v1_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_governor_v1_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_governor_v1_runs_proto_goTypes = []any{
 	(RunStatus)(0),                   // 0: governor.v1.RunStatus
 	(*Usage)(nil),                    // 1: governor.v1.Usage
@@ -1854,72 +1972,78 @@ var file_governor_v1_runs_proto_goTypes = []any{
 	(*GetRunCostResponse)(nil),       // 16: governor.v1.GetRunCostResponse
 	(*ListCostRecordsRequest)(nil),   // 17: governor.v1.ListCostRecordsRequest
 	(*ListCostRecordsResponse)(nil),  // 18: governor.v1.ListCostRecordsResponse
-	(*ListRunIncidentsRequest)(nil),  // 19: governor.v1.ListRunIncidentsRequest
-	(*ListRunIncidentsResponse)(nil), // 20: governor.v1.ListRunIncidentsResponse
-	nil,                              // 21: governor.v1.Run.TagsEntry
-	nil,                              // 22: governor.v1.AdmitRunRequest.TagsEntry
-	(*timestamppb.Timestamp)(nil),    // 23: google.protobuf.Timestamp
-	(*LimitCheck)(nil),               // 24: governor.v1.LimitCheck
-	(*Estimate)(nil),                 // 25: governor.v1.Estimate
-	(*durationpb.Duration)(nil),      // 26: google.protobuf.Duration
-	(*Incident)(nil),                 // 27: governor.v1.Incident
+	(*RetrySettlementRequest)(nil),   // 19: governor.v1.RetrySettlementRequest
+	(*RetrySettlementResponse)(nil),  // 20: governor.v1.RetrySettlementResponse
+	(*ListRunIncidentsRequest)(nil),  // 21: governor.v1.ListRunIncidentsRequest
+	(*ListRunIncidentsResponse)(nil), // 22: governor.v1.ListRunIncidentsResponse
+	nil,                              // 23: governor.v1.Run.TagsEntry
+	nil,                              // 24: governor.v1.AdmitRunRequest.TagsEntry
+	(*timestamppb.Timestamp)(nil),    // 25: google.protobuf.Timestamp
+	(*LimitCheck)(nil),               // 26: governor.v1.LimitCheck
+	(*Estimate)(nil),                 // 27: governor.v1.Estimate
+	(*durationpb.Duration)(nil),      // 28: google.protobuf.Duration
+	(*Incident)(nil),                 // 29: governor.v1.Incident
 }
 var file_governor_v1_runs_proto_depIdxs = []int32{
-	21, // 0: governor.v1.Run.tags:type_name -> governor.v1.Run.TagsEntry
+	23, // 0: governor.v1.Run.tags:type_name -> governor.v1.Run.TagsEntry
 	0,  // 1: governor.v1.Run.status:type_name -> governor.v1.RunStatus
 	1,  // 2: governor.v1.Run.estimate:type_name -> governor.v1.Usage
 	1,  // 3: governor.v1.Run.actual:type_name -> governor.v1.Usage
-	23, // 4: governor.v1.Run.admit_time:type_name -> google.protobuf.Timestamp
-	23, // 5: governor.v1.Run.lease_expire_time:type_name -> google.protobuf.Timestamp
-	23, // 6: governor.v1.Run.complete_time:type_name -> google.protobuf.Timestamp
-	23, // 7: governor.v1.Run.settle_time:type_name -> google.protobuf.Timestamp
-	24, // 8: governor.v1.Run.blocked_by:type_name -> governor.v1.LimitCheck
-	24, // 9: governor.v1.Run.warnings:type_name -> governor.v1.LimitCheck
-	22, // 10: governor.v1.AdmitRunRequest.tags:type_name -> governor.v1.AdmitRunRequest.TagsEntry
-	25, // 11: governor.v1.AdmitRunRequest.estimate:type_name -> governor.v1.Estimate
-	26, // 12: governor.v1.AdmitRunRequest.lease:type_name -> google.protobuf.Duration
-	2,  // 13: governor.v1.AdmitRunResponse.run:type_name -> governor.v1.Run
-	24, // 14: governor.v1.AdmitRunResponse.checks:type_name -> governor.v1.LimitCheck
-	24, // 15: governor.v1.RunBlocked.blocking:type_name -> governor.v1.LimitCheck
-	24, // 16: governor.v1.RunBlocked.checks:type_name -> governor.v1.LimitCheck
-	23, // 17: governor.v1.RunBlocked.retry_time:type_name -> google.protobuf.Timestamp
-	26, // 18: governor.v1.HeartbeatRunRequest.lease:type_name -> google.protobuf.Duration
-	23, // 19: governor.v1.HeartbeatRunResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	0,  // 20: governor.v1.CompleteRunRequest.status:type_name -> governor.v1.RunStatus
-	2,  // 21: governor.v1.CompleteRunResponse.run:type_name -> governor.v1.Run
-	2,  // 22: governor.v1.GetRunResponse.run:type_name -> governor.v1.Run
-	0,  // 23: governor.v1.ListRunsRequest.statuses:type_name -> governor.v1.RunStatus
-	23, // 24: governor.v1.ListRunsRequest.start_time:type_name -> google.protobuf.Timestamp
-	23, // 25: governor.v1.ListRunsRequest.end_time:type_name -> google.protobuf.Timestamp
-	2,  // 26: governor.v1.ListRunsResponse.runs:type_name -> governor.v1.Run
-	0,  // 27: governor.v1.CostRecord.run_status:type_name -> governor.v1.RunStatus
-	23, // 28: governor.v1.CostRecord.record_time:type_name -> google.protobuf.Timestamp
-	14, // 29: governor.v1.GetRunCostResponse.cost:type_name -> governor.v1.CostRecord
-	23, // 30: governor.v1.ListCostRecordsRequest.start_time:type_name -> google.protobuf.Timestamp
-	23, // 31: governor.v1.ListCostRecordsRequest.end_time:type_name -> google.protobuf.Timestamp
-	14, // 32: governor.v1.ListCostRecordsResponse.records:type_name -> governor.v1.CostRecord
-	27, // 33: governor.v1.ListRunIncidentsResponse.incidents:type_name -> governor.v1.Incident
-	3,  // 34: governor.v1.RunService.AdmitRun:input_type -> governor.v1.AdmitRunRequest
-	6,  // 35: governor.v1.RunService.HeartbeatRun:input_type -> governor.v1.HeartbeatRunRequest
-	8,  // 36: governor.v1.RunService.CompleteRun:input_type -> governor.v1.CompleteRunRequest
-	10, // 37: governor.v1.RunService.GetRun:input_type -> governor.v1.GetRunRequest
-	12, // 38: governor.v1.RunService.ListRuns:input_type -> governor.v1.ListRunsRequest
-	15, // 39: governor.v1.RunService.GetRunCost:input_type -> governor.v1.GetRunCostRequest
-	17, // 40: governor.v1.RunService.ListCostRecords:input_type -> governor.v1.ListCostRecordsRequest
-	19, // 41: governor.v1.RunService.ListRunIncidents:input_type -> governor.v1.ListRunIncidentsRequest
-	4,  // 42: governor.v1.RunService.AdmitRun:output_type -> governor.v1.AdmitRunResponse
-	7,  // 43: governor.v1.RunService.HeartbeatRun:output_type -> governor.v1.HeartbeatRunResponse
-	9,  // 44: governor.v1.RunService.CompleteRun:output_type -> governor.v1.CompleteRunResponse
-	11, // 45: governor.v1.RunService.GetRun:output_type -> governor.v1.GetRunResponse
-	13, // 46: governor.v1.RunService.ListRuns:output_type -> governor.v1.ListRunsResponse
-	16, // 47: governor.v1.RunService.GetRunCost:output_type -> governor.v1.GetRunCostResponse
-	18, // 48: governor.v1.RunService.ListCostRecords:output_type -> governor.v1.ListCostRecordsResponse
-	20, // 49: governor.v1.RunService.ListRunIncidents:output_type -> governor.v1.ListRunIncidentsResponse
-	42, // [42:50] is the sub-list for method output_type
-	34, // [34:42] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	25, // 4: governor.v1.Run.admit_time:type_name -> google.protobuf.Timestamp
+	25, // 5: governor.v1.Run.lease_expire_time:type_name -> google.protobuf.Timestamp
+	25, // 6: governor.v1.Run.complete_time:type_name -> google.protobuf.Timestamp
+	25, // 7: governor.v1.Run.settle_time:type_name -> google.protobuf.Timestamp
+	26, // 8: governor.v1.Run.blocked_by:type_name -> governor.v1.LimitCheck
+	26, // 9: governor.v1.Run.warnings:type_name -> governor.v1.LimitCheck
+	25, // 10: governor.v1.Run.dead_letter_time:type_name -> google.protobuf.Timestamp
+	24, // 11: governor.v1.AdmitRunRequest.tags:type_name -> governor.v1.AdmitRunRequest.TagsEntry
+	27, // 12: governor.v1.AdmitRunRequest.estimate:type_name -> governor.v1.Estimate
+	28, // 13: governor.v1.AdmitRunRequest.lease:type_name -> google.protobuf.Duration
+	2,  // 14: governor.v1.AdmitRunResponse.run:type_name -> governor.v1.Run
+	26, // 15: governor.v1.AdmitRunResponse.checks:type_name -> governor.v1.LimitCheck
+	26, // 16: governor.v1.RunBlocked.blocking:type_name -> governor.v1.LimitCheck
+	26, // 17: governor.v1.RunBlocked.checks:type_name -> governor.v1.LimitCheck
+	25, // 18: governor.v1.RunBlocked.retry_time:type_name -> google.protobuf.Timestamp
+	28, // 19: governor.v1.HeartbeatRunRequest.lease:type_name -> google.protobuf.Duration
+	25, // 20: governor.v1.HeartbeatRunResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	0,  // 21: governor.v1.CompleteRunRequest.status:type_name -> governor.v1.RunStatus
+	2,  // 22: governor.v1.CompleteRunResponse.run:type_name -> governor.v1.Run
+	2,  // 23: governor.v1.GetRunResponse.run:type_name -> governor.v1.Run
+	0,  // 24: governor.v1.ListRunsRequest.statuses:type_name -> governor.v1.RunStatus
+	25, // 25: governor.v1.ListRunsRequest.start_time:type_name -> google.protobuf.Timestamp
+	25, // 26: governor.v1.ListRunsRequest.end_time:type_name -> google.protobuf.Timestamp
+	2,  // 27: governor.v1.ListRunsResponse.runs:type_name -> governor.v1.Run
+	0,  // 28: governor.v1.CostRecord.run_status:type_name -> governor.v1.RunStatus
+	25, // 29: governor.v1.CostRecord.record_time:type_name -> google.protobuf.Timestamp
+	14, // 30: governor.v1.GetRunCostResponse.cost:type_name -> governor.v1.CostRecord
+	25, // 31: governor.v1.ListCostRecordsRequest.start_time:type_name -> google.protobuf.Timestamp
+	25, // 32: governor.v1.ListCostRecordsRequest.end_time:type_name -> google.protobuf.Timestamp
+	14, // 33: governor.v1.ListCostRecordsResponse.records:type_name -> governor.v1.CostRecord
+	2,  // 34: governor.v1.RetrySettlementResponse.run:type_name -> governor.v1.Run
+	29, // 35: governor.v1.ListRunIncidentsResponse.incidents:type_name -> governor.v1.Incident
+	3,  // 36: governor.v1.RunService.AdmitRun:input_type -> governor.v1.AdmitRunRequest
+	6,  // 37: governor.v1.RunService.HeartbeatRun:input_type -> governor.v1.HeartbeatRunRequest
+	8,  // 38: governor.v1.RunService.CompleteRun:input_type -> governor.v1.CompleteRunRequest
+	10, // 39: governor.v1.RunService.GetRun:input_type -> governor.v1.GetRunRequest
+	12, // 40: governor.v1.RunService.ListRuns:input_type -> governor.v1.ListRunsRequest
+	15, // 41: governor.v1.RunService.GetRunCost:input_type -> governor.v1.GetRunCostRequest
+	17, // 42: governor.v1.RunService.ListCostRecords:input_type -> governor.v1.ListCostRecordsRequest
+	19, // 43: governor.v1.RunService.RetrySettlement:input_type -> governor.v1.RetrySettlementRequest
+	21, // 44: governor.v1.RunService.ListRunIncidents:input_type -> governor.v1.ListRunIncidentsRequest
+	4,  // 45: governor.v1.RunService.AdmitRun:output_type -> governor.v1.AdmitRunResponse
+	7,  // 46: governor.v1.RunService.HeartbeatRun:output_type -> governor.v1.HeartbeatRunResponse
+	9,  // 47: governor.v1.RunService.CompleteRun:output_type -> governor.v1.CompleteRunResponse
+	11, // 48: governor.v1.RunService.GetRun:output_type -> governor.v1.GetRunResponse
+	13, // 49: governor.v1.RunService.ListRuns:output_type -> governor.v1.ListRunsResponse
+	16, // 50: governor.v1.RunService.GetRunCost:output_type -> governor.v1.GetRunCostResponse
+	18, // 51: governor.v1.RunService.ListCostRecords:output_type -> governor.v1.ListCostRecordsResponse
+	20, // 52: governor.v1.RunService.RetrySettlement:output_type -> governor.v1.RetrySettlementResponse
+	22, // 53: governor.v1.RunService.ListRunIncidents:output_type -> governor.v1.ListRunIncidentsResponse
+	45, // [45:54] is the sub-list for method output_type
+	36, // [36:45] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_governor_v1_runs_proto_init() }
@@ -1936,7 +2060,7 @@ func file_governor_v1_runs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_governor_v1_runs_proto_rawDesc), len(file_governor_v1_runs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -48,6 +48,9 @@ const (
 	// RunServiceListCostRecordsProcedure is the fully-qualified name of the RunService's
 	// ListCostRecords RPC.
 	RunServiceListCostRecordsProcedure = "/governor.v1.RunService/ListCostRecords"
+	// RunServiceRetrySettlementProcedure is the fully-qualified name of the RunService's
+	// RetrySettlement RPC.
+	RunServiceRetrySettlementProcedure = "/governor.v1.RunService/RetrySettlement"
 	// RunServiceListRunIncidentsProcedure is the fully-qualified name of the RunService's
 	// ListRunIncidents RPC.
 	RunServiceListRunIncidentsProcedure = "/governor.v1.RunService/ListRunIncidents"
@@ -69,6 +72,9 @@ type RunServiceClient interface {
 	ListRuns(context.Context, *connect.Request[v1.ListRunsRequest]) (*connect.Response[v1.ListRunsResponse], error)
 	GetRunCost(context.Context, *connect.Request[v1.GetRunCostRequest]) (*connect.Response[v1.GetRunCostResponse], error)
 	ListCostRecords(context.Context, *connect.Request[v1.ListCostRecordsRequest]) (*connect.Response[v1.ListCostRecordsResponse], error)
+	// RetrySettlement asks a run's workflow to try a dead-lettered settlement again (after
+	// the cause was fixed). Only dead-lettered runs can be retried (FailedPrecondition).
+	RetrySettlement(context.Context, *connect.Request[v1.RetrySettlementRequest]) (*connect.Response[v1.RetrySettlementResponse], error)
 	// ListRunIncidents returns the incidents a run's failure attached to.
 	ListRunIncidents(context.Context, *connect.Request[v1.ListRunIncidentsRequest]) (*connect.Response[v1.ListRunIncidentsResponse], error)
 }
@@ -130,6 +136,12 @@ func NewRunServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		retrySettlement: connect.NewClient[v1.RetrySettlementRequest, v1.RetrySettlementResponse](
+			httpClient,
+			baseURL+RunServiceRetrySettlementProcedure,
+			connect.WithSchema(runServiceMethods.ByName("RetrySettlement")),
+			connect.WithClientOptions(opts...),
+		),
 		listRunIncidents: connect.NewClient[v1.ListRunIncidentsRequest, v1.ListRunIncidentsResponse](
 			httpClient,
 			baseURL+RunServiceListRunIncidentsProcedure,
@@ -149,6 +161,7 @@ type runServiceClient struct {
 	listRuns         *connect.Client[v1.ListRunsRequest, v1.ListRunsResponse]
 	getRunCost       *connect.Client[v1.GetRunCostRequest, v1.GetRunCostResponse]
 	listCostRecords  *connect.Client[v1.ListCostRecordsRequest, v1.ListCostRecordsResponse]
+	retrySettlement  *connect.Client[v1.RetrySettlementRequest, v1.RetrySettlementResponse]
 	listRunIncidents *connect.Client[v1.ListRunIncidentsRequest, v1.ListRunIncidentsResponse]
 }
 
@@ -187,6 +200,11 @@ func (c *runServiceClient) ListCostRecords(ctx context.Context, req *connect.Req
 	return c.listCostRecords.CallUnary(ctx, req)
 }
 
+// RetrySettlement calls governor.v1.RunService.RetrySettlement.
+func (c *runServiceClient) RetrySettlement(ctx context.Context, req *connect.Request[v1.RetrySettlementRequest]) (*connect.Response[v1.RetrySettlementResponse], error) {
+	return c.retrySettlement.CallUnary(ctx, req)
+}
+
 // ListRunIncidents calls governor.v1.RunService.ListRunIncidents.
 func (c *runServiceClient) ListRunIncidents(ctx context.Context, req *connect.Request[v1.ListRunIncidentsRequest]) (*connect.Response[v1.ListRunIncidentsResponse], error) {
 	return c.listRunIncidents.CallUnary(ctx, req)
@@ -208,6 +226,9 @@ type RunServiceHandler interface {
 	ListRuns(context.Context, *connect.Request[v1.ListRunsRequest]) (*connect.Response[v1.ListRunsResponse], error)
 	GetRunCost(context.Context, *connect.Request[v1.GetRunCostRequest]) (*connect.Response[v1.GetRunCostResponse], error)
 	ListCostRecords(context.Context, *connect.Request[v1.ListCostRecordsRequest]) (*connect.Response[v1.ListCostRecordsResponse], error)
+	// RetrySettlement asks a run's workflow to try a dead-lettered settlement again (after
+	// the cause was fixed). Only dead-lettered runs can be retried (FailedPrecondition).
+	RetrySettlement(context.Context, *connect.Request[v1.RetrySettlementRequest]) (*connect.Response[v1.RetrySettlementResponse], error)
 	// ListRunIncidents returns the incidents a run's failure attached to.
 	ListRunIncidents(context.Context, *connect.Request[v1.ListRunIncidentsRequest]) (*connect.Response[v1.ListRunIncidentsResponse], error)
 }
@@ -265,6 +286,12 @@ func NewRunServiceHandler(svc RunServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	runServiceRetrySettlementHandler := connect.NewUnaryHandler(
+		RunServiceRetrySettlementProcedure,
+		svc.RetrySettlement,
+		connect.WithSchema(runServiceMethods.ByName("RetrySettlement")),
+		connect.WithHandlerOptions(opts...),
+	)
 	runServiceListRunIncidentsHandler := connect.NewUnaryHandler(
 		RunServiceListRunIncidentsProcedure,
 		svc.ListRunIncidents,
@@ -288,6 +315,8 @@ func NewRunServiceHandler(svc RunServiceHandler, opts ...connect.HandlerOption) 
 			runServiceGetRunCostHandler.ServeHTTP(w, r)
 		case RunServiceListCostRecordsProcedure:
 			runServiceListCostRecordsHandler.ServeHTTP(w, r)
+		case RunServiceRetrySettlementProcedure:
+			runServiceRetrySettlementHandler.ServeHTTP(w, r)
 		case RunServiceListRunIncidentsProcedure:
 			runServiceListRunIncidentsHandler.ServeHTTP(w, r)
 		default:
@@ -325,6 +354,10 @@ func (UnimplementedRunServiceHandler) GetRunCost(context.Context, *connect.Reque
 
 func (UnimplementedRunServiceHandler) ListCostRecords(context.Context, *connect.Request[v1.ListCostRecordsRequest]) (*connect.Response[v1.ListCostRecordsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("governor.v1.RunService.ListCostRecords is not implemented"))
+}
+
+func (UnimplementedRunServiceHandler) RetrySettlement(context.Context, *connect.Request[v1.RetrySettlementRequest]) (*connect.Response[v1.RetrySettlementResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("governor.v1.RunService.RetrySettlement is not implemented"))
 }
 
 func (UnimplementedRunServiceHandler) ListRunIncidents(context.Context, *connect.Request[v1.ListRunIncidentsRequest]) (*connect.Response[v1.ListRunIncidentsResponse], error) {
