@@ -185,6 +185,9 @@ func (a *authenticate) check(ctx context.Context, procedure string, header inter
 		if err := a.takeRate(ctx, k.ID, k.RequestsPerMinute, now); err != nil {
 			return ctx, err
 		}
+	} else if !a.s.keyRates.allow(k.ID) {
+		return ctx, rateLimited(fmt.Sprintf("API key %s is over the default rate of %g requests per second of this server", k.ID,
+			float64(a.s.keyRates.limit)), a.s.keyRates.retryAfter())
 	}
 	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) > time.Minute {
 		if err := q.ApiKeyTouch(ctx, a.s.pool, k.ID); err != nil {
@@ -224,9 +227,23 @@ func (a *authenticate) takeRate(ctx context.Context, keyID string, limit int32, 
 	return cerr
 }
 
+// checkOnce authenticates a call, unless guard already did for this procedure before the
+// body was read: then it only hands the principal to the log line.
+func (a *authenticate) checkOnce(ctx context.Context, procedure string, header interface{ Get(string) string }) (context.Context, error) {
+	if preauthenticated(ctx, procedure) {
+		if p, ok := authz.FromContext(ctx); ok {
+			if h, ok := ctx.Value(principalHolderKey{}).(*principalHolder); ok {
+				h.p, h.set = p, true
+			}
+			return ctx, nil
+		}
+	}
+	return a.check(ctx, procedure, header)
+}
+
 func (a *authenticate) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		ctx, err := a.check(ctx, req.Spec().Procedure, req.Header())
+		ctx, err := a.checkOnce(ctx, req.Spec().Procedure, req.Header())
 		if err != nil {
 			return nil, err
 		}
@@ -240,10 +257,15 @@ func (a *authenticate) WrapStreamingClient(next connect.StreamingClientFunc) con
 
 func (a *authenticate) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		ctx, err := a.check(ctx, conn.Spec().Procedure, conn.RequestHeader())
+		ctx, err := a.checkOnce(ctx, conn.Spec().Procedure, conn.RequestHeader())
 		if err != nil {
 			return err
 		}
+		release, err := a.s.streams.open(principal(ctx))
+		if err != nil {
+			return err
+		}
+		defer release()
 		return next(ctx, conn)
 	}
 }

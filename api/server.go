@@ -4,6 +4,7 @@
 package api
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"log/slog"
@@ -39,6 +40,8 @@ type Options struct {
 	// AfterAdmitCommit is a fault-injection hook: it runs after an admission batch commits
 	// and before its workflows are started.
 	AfterAdmitCommit func()
+	// Limits guard against hostile traffic; the zero value means DefaultLimits.
+	Limits Limits
 }
 
 // Server holds the API's dependencies. Handlers are methods of small private types that
@@ -54,6 +57,11 @@ type Server struct {
 	stopping chan struct{}
 	admitter *runs.Admitter
 	relay    *outbox.Relay // nil without a Temporal client
+	limits   Limits
+	auth     *authenticate
+	ipRates  *rates // nil: no per-address limit
+	keyRates *rates // nil: no default per-key limit
+	streams  *streams
 }
 
 // New builds a server. Call Run (or use Handler and run the event hub yourself).
@@ -64,7 +72,13 @@ func New(pool *pgxpool.Pool, log *slog.Logger, opts Options) *Server {
 	if opts.RunLease <= 0 {
 		opts.RunLease = 15 * time.Minute
 	}
-	s := &Server{pool: pool, log: log, opts: opts, hub: events.NewHub(pool, log), metrics: newMetrics(pool), stopping: make(chan struct{})}
+	if opts.Limits == (Limits{}) {
+		opts.Limits = DefaultLimits()
+	}
+	lim := opts.Limits.withDefaults()
+	s := &Server{pool: pool, log: log, opts: opts, hub: events.NewHub(pool, log), metrics: newMetrics(pool), stopping: make(chan struct{}),
+		limits: lim, ipRates: newRates(lim.RatePerIP), keyRates: newRates(lim.RatePerKey), streams: newStreams(lim.MaxStreamsPerKey, lim.MaxStreamsPerOrg)}
+	s.auth = &authenticate{s: s}
 	if opts.Temporal != nil {
 		s.relay = outbox.New(pool, opts.Temporal, opts.TaskQueue, log)
 	}
@@ -92,10 +106,17 @@ func (s *Server) knownService(name string) bool {
 // Handler returns the HTTP handler serving every endpoint.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	opts := connect.WithInterceptors(
-		&observe{log: s.log, metrics: s.metrics},
-		&authenticate{s: s},
-		validate.NewInterceptor(),
+	maxBytes := s.limits.MaxRequestBytes
+	opts := connect.WithHandlerOptions(
+		connect.WithInterceptors(
+			&observe{log: s.log, metrics: s.metrics},
+			s.auth,
+			validate.NewInterceptor(),
+		),
+		// Messages are bounded after decompression, and decompression itself stops at
+		// the bound (connect would otherwise inflate the rest just to report its size).
+		connect.WithReadMaxBytes(maxBytes),
+		connect.WithCompression("gzip", newCappedGzip(int64(maxBytes)), func() connect.Compressor { return gzip.NewWriter(nil) }),
 	)
 	mount := func(name, path string, h http.Handler) {
 		s.names = append(s.names, name)
@@ -127,7 +148,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	s.healthHandlers(mux)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
-	return mux
+	return s.guard(mux)
 }
 
 // Run serves on addr until ctx ends, then shuts down gracefully. ready, if not nil, gets
@@ -145,7 +166,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(net.Addr
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		Protocols:         new(http.Protocols),
+		// No ReadTimeout or WriteTimeout: they would cut long-lived streams. guard bounds
+		// the time to send a request body instead.
+		IdleTimeout:    s.limits.IdleTimeout,
+		MaxHeaderBytes: 64 << 10,
+		HTTP2:          &http.HTTP2Config{MaxConcurrentStreams: 250, MaxReadFrameSize: 1 << 20},
+		Protocols:      new(http.Protocols),
 		// In-flight calls finish during shutdown; long-lived streams watch s.stopping.
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}

@@ -97,7 +97,9 @@ func serveAPI(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *s
 		return err
 	}
 	defer tc.Close()
-	opts := api.Options{IdempotencyTTL: cfg.IdempotencyTTL, RunLease: cfg.RunLease, Temporal: tc, TaskQueue: cfg.TaskQueue}
+	opts := api.Options{IdempotencyTTL: cfg.IdempotencyTTL, RunLease: cfg.RunLease, Temporal: tc, TaskQueue: cfg.TaskQueue,
+		Limits: api.Limits{MaxRequestBytes: cfg.MaxRequestBytes, ReadTimeout: cfg.RequestReadTimeout, IdleTimeout: cfg.IdleTimeout,
+			MaxStreamsPerKey: cfg.MaxStreamsPerKey, MaxStreamsPerOrg: cfg.MaxStreamsPerOrg, RatePerIP: cfg.RatePerIP, RatePerKey: cfg.RatePerKey}}
 	if cfg.FaultExitAfterAdmit {
 		opts.AfterAdmitCommit = func() {
 			log.Error("fault injection: exiting after committing an admission, before starting its workflow")

@@ -49,6 +49,15 @@ type Config struct {
 	// Schedule, or "off"; AnomalyCatchup its catch-up window.
 	AnomalySchedule string
 	AnomalyCatchup  time.Duration
+	// The API's guards against hostile traffic (see api.Limits).
+	MaxRequestBytes    int
+	RequestReadTimeout time.Duration
+	IdleTimeout        time.Duration
+	MaxStreamsPerKey   int
+	MaxStreamsPerOrg   int
+	// RatePerIP and RatePerKey are requests per second (0: no limit).
+	RatePerIP  float64
+	RatePerKey float64
 }
 
 // Setting documents one configuration variable.
@@ -71,6 +80,37 @@ func dur(dst func(*Config) *time.Duration) func(*Config, string) error {
 			return fmt.Errorf("%q is not a positive duration (e.g. 90s, 15m, 24h)", v)
 		}
 		*dst(c) = d
+		return nil
+	}
+}
+
+func positiveInt(dst func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("%q is not a positive integer", v)
+		}
+		*dst(c) = n
+		return nil
+	}
+}
+
+// rate reads "N/s", "N/m" (per minute) or "off" as requests per second.
+func rate(dst func(*Config) *float64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v == "off" || v == "0" {
+			*dst(c) = 0
+			return nil
+		}
+		n, unit, ok := strings.Cut(v, "/")
+		f, err := strconv.ParseFloat(n, 64)
+		if !ok || err != nil || f <= 0 || f > 1e9 || (unit != "s" && unit != "m") {
+			return fmt.Errorf("%q is not a rate like 1000/s, 600/m or off", v)
+		}
+		if unit == "m" {
+			f /= 60
+		}
+		*dst(c) = f
 		return nil
 	}
 }
@@ -142,6 +182,27 @@ var settings = []Setting{
 	{Env: "GOVERNOR_ANOMALY_CATCHUP_WINDOW", Flag: "anomaly-catchup-window", Default: "6h",
 		Help:  "How late a missed scheduled anomaly batch may still start after Temporal was unavailable (the next batch catches up on missed days anyway).",
 		apply: dur(func(c *Config) *time.Duration { return &c.AnomalyCatchup })},
+	{Env: "GOVERNOR_MAX_REQUEST_BYTES", Flag: "max-request-bytes", Default: "4194304",
+		Help:  "Largest request message the API reads, after decompression (and largest request body): bigger ones get ResourceExhausted without being decoded.",
+		apply: positiveInt(func(c *Config) *int { return &c.MaxRequestBytes })},
+	{Env: "GOVERNOR_REQUEST_READ_TIMEOUT", Flag: "request-read-timeout", Default: "30s",
+		Help:  "How long a client may take to send a request's body (streams' responses are not limited).",
+		apply: dur(func(c *Config) *time.Duration { return &c.RequestReadTimeout })},
+	{Env: "GOVERNOR_IDLE_TIMEOUT", Flag: "idle-timeout", Default: "2m",
+		Help:  "How long an idle keep-alive connection stays open.",
+		apply: dur(func(c *Config) *time.Duration { return &c.IdleTimeout })},
+	{Env: "GOVERNOR_MAX_STREAMS_PER_KEY", Flag: "max-streams-per-key", Default: "16",
+		Help:  "Concurrent server streams (WatchEvents, WatchNotifications…) one API key may hold open on one API process.",
+		apply: positiveInt(func(c *Config) *int { return &c.MaxStreamsPerKey })},
+	{Env: "GOVERNOR_MAX_STREAMS_PER_ORG", Flag: "max-streams-per-org", Default: "64",
+		Help:  "Concurrent server streams one organization may hold open on one API process.",
+		apply: positiveInt(func(c *Config) *int { return &c.MaxStreamsPerOrg })},
+	{Env: "GOVERNOR_RATE_PER_IP", Flag: "rate-per-ip", Default: "1000/s",
+		Help:  "Requests per client address (IPv6 by /64), on each API process, before authentication: e.g. 1000/s, 600/m, or off. Bursts of twice the per-second rate pass.",
+		apply: rate(func(c *Config) *float64 { return &c.RatePerIP })},
+	{Env: "GOVERNOR_RATE_PER_KEY", Flag: "rate-per-key", Default: "1000/s",
+		Help:  "Default request rate of an API key without its own requests_per_minute, on each API process: e.g. 1000/s, 600/m, or off.",
+		apply: rate(func(c *Config) *float64 { return &c.RatePerKey })},
 }
 
 // Settings lists every configuration variable, for documentation.
