@@ -20,6 +20,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/governor-hq/governor/gen/governor/v1/governorv1connect"
+	"github.com/governor-hq/governor/internal/alerts"
+	"github.com/governor-hq/governor/internal/envelope"
 	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/outbox"
 	"github.com/governor-hq/governor/internal/runs"
@@ -39,6 +41,11 @@ type Options struct {
 	// AfterAdmitCommit is a fault-injection hook: it runs after an admission batch commits
 	// and before its workflows are started.
 	AfterAdmitCommit func()
+	// Keyring seals and opens alert channels' credentials (nil: channels with credentials
+	// cannot be created).
+	Keyring *envelope.Keyring
+	// AlertEndpoints is where webhook and Slack channels may point.
+	AlertEndpoints alerts.EndpointPolicy
 }
 
 // Server holds the API's dependencies. Handlers are methods of small private types that
