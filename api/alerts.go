@@ -307,6 +307,21 @@ func (s *alertService) ListChannels(ctx context.Context, req *connect.Request[v1
 
 func (s *alertService) UpdateChannel(ctx context.Context, req *connect.Request[v1.UpdateChannelRequest]) (*connect.Response[v1.UpdateChannelResponse], error) {
 	m := req.Msg
+	// The URL is checked (which may resolve its host) before the transaction, so no row
+	// lock is held while DNS answers. A channel's type never changes.
+	var urlType string
+	if m.Url != nil {
+		ch, err := s.getChannel(ctx, s.pool, m.Id)
+		if err != nil {
+			return nil, err
+		}
+		urlType = ch.Type
+		if urlType == alerts.ChannelWebhook || urlType == alerts.ChannelSlack {
+			if err := s.checkEndpoint(ctx, "url", urlType, *m.Url); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return mutate(ctx, s.Server, req, func(c *change.Tx) (*v1.UpdateChannelResponse, error) {
 		before, err := c.Q.ChannelGetForUpdate(ctx, c.DB, dbsqlc.ChannelGetForUpdateParams{OrgID: c.OrgID, ID: m.Id})
 		if err != nil {
@@ -319,8 +334,8 @@ func (s *alertService) UpdateChannel(ctx context.Context, req *connect.Request[v
 			if before.Type != alerts.ChannelWebhook && before.Type != alerts.ChannelSlack {
 				return nil, invalidField("url", "url.type", "only for webhook and Slack channels")
 			}
-			if err := s.checkEndpoint(ctx, "url", before.Type, *m.Url); err != nil {
-				return nil, err
+			if before.Type != urlType {
+				return nil, failedPrecondition("channel %s changed while its URL was checked; try again", before.ID)
 			}
 			sealed, err := alerts.Seal(ctx, c.DB, s.opts.Keyring, c.OrgID, before.ID, before.Type, alerts.Credentials{URL: *m.Url})
 			if err != nil {

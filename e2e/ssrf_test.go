@@ -374,3 +374,28 @@ func (s *slackReceiver) waitMessages(t *testing.T, n int) []slackMessage {
 	}, 60*time.Second, 20*time.Millisecond, "%d Slack messages", n)
 	return out
 }
+
+// Deliveries apply the policy in force when they run, not the one a channel was created
+// under: channels made while http and loopback were allowed are refused by a worker
+// whose operator allows neither, before anything connects.
+func TestDeliveryAppliesTheCurrentPolicy(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ln := newCountingListener(t)
+	tn, _, _ := ownStackWith(t, nil, func(d *workers.Deps) { d.Alerts.Endpoints = alerts.EndpointPolicy{} })
+	for _, c := range []struct{ url, class string }{
+		{"http://127.0.0.1:" + ln.port() + "/hooks", "refused_url"},
+		{"https://127.0.0.1:" + ln.port() + "/hooks", "refused_address"},
+	} {
+		resp, err := tn.admin.alerts.CreateChannel(ctx, connect.NewRequest(&v1.CreateChannelRequest{Name: c.url,
+			Type: v1.ChannelType_CHANNEL_TYPE_WEBHOOK, Url: c.url}))
+		require.NoError(t, err, "the API still allows loopback over http")
+		test, err := tn.admin.alerts.TestChannel(ctx, connect.NewRequest(&v1.TestChannelRequest{Id: resp.Msg.Channel.Id}))
+		require.NoError(t, err)
+		d := waitDelivery(t, tn, test.Msg.Alert.Id, resp.Msg.Channel.Id)
+		require.Equal(t, v1.DeliveryStatus_DELIVERY_STATUS_FAILED, d.Status)
+		require.Equal(t, c.class, d.LastClassification, c.url)
+		require.Contains(t, d.Attempts[0].Error, "endpoint refused")
+	}
+	require.Zero(t, ln.accepted.Load())
+}

@@ -246,7 +246,12 @@ func credentialsOutcome(err error) outcome {
 func (d *Deliverer) post(ctx context.Context, channelType, endpoint string, body []byte, h http.Header) outcome {
 	// The policy may have tightened since the URL was accepted (http no longer allowed).
 	if _, _, err := d.endpoints.checkStatic(channelType, endpoint); err != nil {
-		return outcome{permanent: true, class: ClassRefusedURL, err: "endpoint refused: " + err.Error()}
+		class := ClassRefusedURL
+		var ee *EndpointError
+		if errors.As(err, &ee) && ee.Address {
+			class = ClassRefusedAddress
+		}
+		return outcome{permanent: true, class: class, err: "endpoint refused: " + err.Error()}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {

@@ -39,6 +39,8 @@ type EndpointPolicy struct {
 // EndpointError is a URL the policy refuses.
 type EndpointError struct {
 	Reason string
+	// Address: refused for the address it is or resolves to (not for its form).
+	Address bool
 	// Temporary: the name could not be resolved for now (not refused for good).
 	Temporary bool
 }
@@ -47,6 +49,10 @@ func (e *EndpointError) Error() string { return e.Reason }
 
 func refuse(format string, args ...any) error {
 	return &EndpointError{Reason: fmt.Sprintf(format, args...)}
+}
+
+func refuseAddress(format string, args ...any) error {
+	return &EndpointError{Reason: fmt.Sprintf(format, args...), Address: true}
 }
 
 // Names that reach cloud metadata services without going through DNS as we see it.
@@ -83,18 +89,18 @@ func (p EndpointPolicy) checkStatic(channelType, raw string) (*url.URL, string, 
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		if ok, why := netguard.Allowed(ip, p.Allow); !ok {
-			return nil, "", refuse("%s is %s", ip, why)
+			return nil, "", refuseAddress("%s is %s", ip, why)
 		}
 		return u, "", nil
 	}
 	if metadataNames[host] {
-		return nil, "", refuse("%s is a cloud metadata service", host)
+		return nil, "", refuseAddress("%s is a cloud metadata service", host)
 	}
 	// "2130706433", "127.1", "0x7f.1": numeric spellings of addresses that some resolvers
 	// turn into addresses without DNS. No real name ends in a numeric label.
 	labels := strings.Split(host, ".")
 	if last := labels[len(labels)-1]; strings.HasPrefix(last, "0x") || strings.Trim(last, "0123456789") == "" {
-		return nil, "", refuse("%s is a numeric address in a non-standard form", host)
+		return nil, "", refuseAddress("%s is a numeric address in a non-standard form", host)
 	}
 	return u, host, nil
 }
@@ -136,7 +142,7 @@ func (p EndpointPolicy) CheckURL(ctx context.Context, channelType, raw string) e
 	}
 	for _, a := range addrs {
 		if ok, why := netguard.Allowed(a, p.Allow); !ok {
-			return refuse("%s resolves to %s, %s", host, a.WithZone(""), why)
+			return refuseAddress("%s resolves to %s, %s", host, a.WithZone(""), why)
 		}
 	}
 	return nil
