@@ -4,7 +4,7 @@ DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM alert_channels
                WHERE url_enc IS NOT NULL OR secret_enc IS NOT NULL OR prev_secret_enc IS NOT NULL) THEN
-        RAISE EXCEPTION 'alert channels hold encrypted credentials that this schema version cannot read; delete those channels first';
+        RAISE EXCEPTION 'alert channels hold encrypted credentials that the previous schema cannot hold (SQL has no key to decrypt them); reverting 0006 would lose them';
     END IF;
 END
 $$;
