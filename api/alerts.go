@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/url"
+	"fmt"
 	"strings"
 	"time"
 
@@ -57,18 +57,9 @@ func msDuration(n int64) *durationpb.Duration {
 	return durationpb.New(time.Duration(n) * time.Millisecond)
 }
 
-// maskURL hides the secret part of a Slack incoming-webhook URL (its last path segment).
-func maskURL(u string) string {
-	i := strings.LastIndex(u, "/")
-	if i < 0 || i == len(u)-1 {
-		return u
-	}
-	return u[:i+1] + "****"
-}
-
 func channelProto(ch dbsqlc.AlertChannel) *v1.Channel {
 	out := &v1.Channel{
-		Id: ch.ID, Name: ch.Name, Type: channelTypeEnums[ch.Type], Url: ch.Url, EmailTo: ch.EmailTo, Enabled: ch.Enabled,
+		Id: ch.ID, Name: ch.Name, Type: channelTypeEnums[ch.Type], EmailTo: ch.EmailTo, Enabled: ch.Enabled,
 		DisabledReason: ch.DisabledReason, DisableTime: tsp(ch.DisabledAt), MaxPerHour: ch.MaxPerHour, MaxPerDay: ch.MaxPerDay,
 		DisableAfter: msDuration(ch.DisableAfterMs), FailingSince: tsp(ch.FailingSince), LastSuccessTime: tsp(ch.LastSuccessAt),
 		CreateTime: ts(ch.CreatedAt), UpdateTime: ts(ch.UpdatedAt),
@@ -77,10 +68,11 @@ func channelProto(ch dbsqlc.AlertChannel) *v1.Channel {
 		out.Retry = &v1.RetryPolicy{InitialInterval: msDuration(ch.RetryInitialMs), MaxInterval: msDuration(ch.RetryMaxIntervalMs),
 			MaxAge: msDuration(ch.RetryMaxAgeMs)}
 	}
-	if ch.Type == alerts.ChannelSlack {
-		out.Url = maskURL(ch.Url)
+	if ch.Type == alerts.ChannelWebhook || ch.Type == alerts.ChannelSlack {
+		// The stored form is the display form already, but for rows not sealed yet.
+		out.Url = alerts.DisplayURL(ch.Type, ch.Url)
 	}
-	if ch.PrevSecret != "" && ch.PrevSecretExpiresAt != nil && ch.PrevSecretExpiresAt.After(time.Now()) {
+	if alerts.HasPreviousSecret(ch) && ch.PrevSecretExpiresAt != nil && ch.PrevSecretExpiresAt.After(time.Now()) {
 		out.PreviousSecretExpireTime = ts(*ch.PrevSecretExpiresAt)
 	}
 	return out
@@ -114,7 +106,8 @@ func alertProto(a dbsqlc.Alert) *v1.Alert {
 
 func attemptProto(at dbsqlc.AlertDeliveryAttempt) *v1.DeliveryAttempt {
 	out := &v1.DeliveryAttempt{Number: at.Number, Outcome: attemptOutcomeEnums[at.Outcome], StartTime: ts(at.StartedAt),
-		FinishTime: tsp(at.FinishedAt), StatusCode: at.StatusCode, LatencyMs: at.LatencyMs, Error: at.Error}
+		FinishTime: tsp(at.FinishedAt), StatusCode: at.StatusCode, LatencyMs: at.LatencyMs, Error: at.Error,
+		Classification: at.Classification}
 	if at.RetryAfterMs > 0 {
 		out.RetryAfter = msDuration(at.RetryAfterMs)
 	}
@@ -127,6 +120,7 @@ func deliveryProto(d dbsqlc.AlertDelivery, channelType string, attempts []dbsqlc
 		WorkflowId: d.WorkflowID, MessageId: d.ID, AttemptCount: d.Attempts, NextAttemptTime: tsp(d.NextAttemptAt),
 		LastAttemptTime: tsp(d.LastAttemptAt), DeliverTime: tsp(d.DeliveredAt), FailTime: tsp(d.FailedAt), RetryUntil: ts(d.RetryUntil),
 		LastStatusCode: d.LastStatusCode, LastError: d.LastError, DigestAlertId: str(d.DigestAlertID), CreateTime: ts(d.CreatedAt),
+		LastClassification: d.LastClassification,
 	}
 	if d.Status == alerts.StatusDigested {
 		out.RetryUntil = nil
@@ -162,23 +156,33 @@ func deliveryOfListRow(r dbsqlc.DeliveryListRow) dbsqlc.AlertDelivery {
 	return dbsqlc.AlertDelivery{OrgID: r.OrgID, ID: r.ID, AlertID: r.AlertID, ChannelID: r.ChannelID, Status: r.Status,
 		DigestAlertID: r.DigestAlertID, WorkflowID: r.WorkflowID, Attempts: r.Attempts, RetryUntil: r.RetryUntil,
 		NextAttemptAt: r.NextAttemptAt, LastAttemptAt: r.LastAttemptAt, LastStatusCode: r.LastStatusCode, LastError: r.LastError,
-		DeliveredAt: r.DeliveredAt, FailedAt: r.FailedAt, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		DeliveredAt: r.DeliveredAt, FailedAt: r.FailedAt, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		LastClassification: r.LastClassification}
 }
 
 func deliveryOfAlertRow(r dbsqlc.DeliveriesOfAlertRow) dbsqlc.AlertDelivery {
 	return dbsqlc.AlertDelivery{OrgID: r.OrgID, ID: r.ID, AlertID: r.AlertID, ChannelID: r.ChannelID, Status: r.Status,
 		DigestAlertID: r.DigestAlertID, WorkflowID: r.WorkflowID, Attempts: r.Attempts, RetryUntil: r.RetryUntil,
 		NextAttemptAt: r.NextAttemptAt, LastAttemptAt: r.LastAttemptAt, LastStatusCode: r.LastStatusCode, LastError: r.LastError,
-		DeliveredAt: r.DeliveredAt, FailedAt: r.FailedAt, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		DeliveredAt: r.DeliveredAt, FailedAt: r.FailedAt, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		LastClassification: r.LastClassification}
 }
 
-// endpointURL checks a webhook or Slack URL: absolute http(s) with a host.
-func endpointURL(field, raw string) error {
-	u, err := url.Parse(raw)
-	if raw == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return invalidField(field, "url.http", "an absolute http:// or https:// URL is required")
+// checkEndpoint checks a webhook or Slack URL against the operator's policy: https (or
+// http where allowed), Slack's host for Slack, and no host that is or resolves to an
+// internal address. Deliveries check the address again when they connect.
+func (s *Server) checkEndpoint(ctx context.Context, field, channelType, raw string) error {
+	err := s.opts.AlertEndpoints.CheckURL(ctx, channelType, raw)
+	var ee *alerts.EndpointError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ee) && ee.Temporary:
+		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("%s: %s; try again", field, ee.Reason))
+	case errors.As(err, &ee):
+		return invalidField(field, "url.endpoint", "%s", ee.Reason)
 	}
-	return nil
+	return err
 }
 
 func durMs(d *durationpb.Duration) *int64 {
@@ -205,7 +209,7 @@ func (s *alertService) CreateChannel(ctx context.Context, req *connect.Request[v
 	typ := channelTypeNames[m.Type]
 	switch typ {
 	case alerts.ChannelWebhook, alerts.ChannelSlack:
-		if err := endpointURL("url", m.Url); err != nil {
+		if err := s.checkEndpoint(ctx, "url", typ, m.Url); err != nil {
 			return nil, err
 		}
 		if len(m.EmailTo) > 0 {
@@ -233,8 +237,13 @@ func (s *alertService) CreateChannel(ctx context.Context, req *connect.Request[v
 		emailTo = []string{}
 	}
 	return mutate(ctx, s.Server, req, func(c *change.Tx) (*v1.CreateChannelResponse, error) {
+		id := ids.New(ids.Channel)
+		sealed, err := alerts.Seal(ctx, c.DB, s.opts.Keyring, c.OrgID, id, typ, alerts.Credentials{URL: m.Url, Secret: secret})
+		if err != nil {
+			return nil, err
+		}
 		ch, err := c.Q.ChannelCreate(ctx, c.DB, dbsqlc.ChannelCreateParams{
-			OrgID: c.OrgID, ID: ids.New(ids.Channel), Name: m.Name, Type: typ, Url: m.Url, EmailTo: emailTo, Secret: secret,
+			OrgID: c.OrgID, ID: id, Name: m.Name, Type: typ, Url: sealed.DisplayURL, UrlEnc: sealed.URL, EmailTo: emailTo, SecretEnc: sealed.Secret,
 			MaxPerHour: m.MaxPerHour, MaxPerDay: m.MaxPerDay, RetryInitialMs: initial, RetryMaxIntervalMs: maxInterval,
 			RetryMaxAgeMs: maxAge, DisableAfterMs: orMs(m.DisableAfter, alerts.DefaultDisableAfter),
 		})
@@ -299,6 +308,21 @@ func (s *alertService) ListChannels(ctx context.Context, req *connect.Request[v1
 
 func (s *alertService) UpdateChannel(ctx context.Context, req *connect.Request[v1.UpdateChannelRequest]) (*connect.Response[v1.UpdateChannelResponse], error) {
 	m := req.Msg
+	// The URL is checked (which may resolve its host) before the transaction, so no row
+	// lock is held while DNS answers. A channel's type never changes.
+	var urlType string
+	if m.Url != nil {
+		ch, err := s.getChannel(ctx, s.pool, m.Id)
+		if err != nil {
+			return nil, err
+		}
+		urlType = ch.Type
+		if urlType == alerts.ChannelWebhook || urlType == alerts.ChannelSlack {
+			if err := s.checkEndpoint(ctx, "url", urlType, *m.Url); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return mutate(ctx, s.Server, req, func(c *change.Tx) (*v1.UpdateChannelResponse, error) {
 		before, err := c.Q.ChannelGetForUpdate(ctx, c.DB, dbsqlc.ChannelGetForUpdateParams{OrgID: c.OrgID, ID: m.Id})
 		if err != nil {
@@ -311,10 +335,14 @@ func (s *alertService) UpdateChannel(ctx context.Context, req *connect.Request[v
 			if before.Type != alerts.ChannelWebhook && before.Type != alerts.ChannelSlack {
 				return nil, invalidField("url", "url.type", "only for webhook and Slack channels")
 			}
-			if err := endpointURL("url", *m.Url); err != nil {
+			if before.Type != urlType {
+				return nil, failedPrecondition("channel %s changed while its URL was checked; try again", before.ID)
+			}
+			sealed, err := alerts.Seal(ctx, c.DB, s.opts.Keyring, c.OrgID, before.ID, before.Type, alerts.Credentials{URL: *m.Url})
+			if err != nil {
 				return nil, err
 			}
-			p.Url = m.Url
+			p.Url, p.UrlEnc = &sealed.DisplayURL, sealed.URL
 		}
 		if m.SetEmailTo {
 			if before.Type != alerts.ChannelEmail {
@@ -390,7 +418,19 @@ func (s *alertService) RotateChannelSecret(ctx context.Context, req *connect.Req
 			return nil, failedPrecondition("only webhook channels have a signing secret")
 		}
 		expires := time.Now().Add(keep)
-		after, err := c.Q.ChannelRotateSecret(ctx, c.DB, dbsqlc.ChannelRotateSecretParams{OrgID: c.OrgID, ID: m.Id, Secret: secret, PrevExpiresAt: &expires})
+		// Each secret is bound to its field: the current one is opened and sealed again as
+		// the previous one, not moved.
+		current, err := alerts.Open(ctx, c.DB, s.opts.Keyring, before)
+		if err != nil {
+			return nil, err
+		}
+		sealed, err := alerts.Seal(ctx, c.DB, s.opts.Keyring, c.OrgID, before.ID, before.Type,
+			alerts.Credentials{Secret: secret, PrevSecret: current.Secret})
+		if err != nil {
+			return nil, err
+		}
+		after, err := c.Q.ChannelRotateSecret(ctx, c.DB, dbsqlc.ChannelRotateSecretParams{OrgID: c.OrgID, ID: m.Id,
+			SecretEnc: sealed.Secret, PrevSecretEnc: sealed.PrevSecret, PrevExpiresAt: &expires})
 		if err != nil {
 			return nil, err
 		}

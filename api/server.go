@@ -21,6 +21,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/governor-hq/governor/gen/governor/v1/governorv1connect"
+	"github.com/governor-hq/governor/internal/alerts"
+	"github.com/governor-hq/governor/internal/envelope"
 	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/outbox"
 	"github.com/governor-hq/governor/internal/runs"
@@ -42,6 +44,11 @@ type Options struct {
 	AfterAdmitCommit func()
 	// Limits guard against hostile traffic; the zero value means DefaultLimits.
 	Limits Limits
+	// Keyring seals and opens alert channels' credentials (nil: channels with credentials
+	// cannot be created).
+	Keyring *envelope.Keyring
+	// AlertEndpoints is where webhook and Slack channels may point.
+	AlertEndpoints alerts.EndpointPolicy
 }
 
 // Server holds the API's dependencies. Handlers are methods of small private types that

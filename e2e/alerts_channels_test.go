@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/big"
@@ -38,6 +37,12 @@ import (
 // workflows.
 func ownStack(t *testing.T, withWorker func(*workers.Deps)) (*tenant, string, string) {
 	t.Helper()
+	return ownStackWith(t, nil, withWorker)
+}
+
+// ownStackWith is ownStack with the API's options changed by withAPI too.
+func ownStackWith(t *testing.T, withAPI func(*api.Options), withWorker func(*workers.Deps)) (*tenant, string, string) {
+	t.Helper()
 	ctx := context.Background()
 	pool, dbURL := testenv.FreshDB(t)
 	queue := fmt.Sprintf("%s-%d", strings.ToLower(t.Name()), time.Now().UnixNano())
@@ -46,11 +51,16 @@ func ownStack(t *testing.T, withWorker func(*workers.Deps)) (*tenant, string, st
 	require.NoError(t, err)
 	srvCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	opts := api.Options{RunLease: time.Minute, Temporal: tc, TaskQueue: queue, Keyring: testKeyring(), AlertEndpoints: testEndpoints}
+	if withAPI != nil {
+		withAPI(&opts)
+	}
 	wg.Go(func() {
-		_ = api.New(pool, logger(), api.Options{RunLease: time.Minute, Temporal: tc, TaskQueue: queue}).Serve(srvCtx, ln, nil)
+		_ = api.New(pool, logger(), opts).Serve(srvCtx, ln, nil)
 	})
 	if withWorker != nil {
-		d := workers.Deps{Client: tc, Pool: pool, Log: logger(), TaskQueue: queue, Namespace: testenv.TemporalNamespace()}
+		d := workers.Deps{Client: tc, Pool: pool, Log: logger(), TaskQueue: queue, Namespace: testenv.TemporalNamespace(),
+			Alerts: testDeliverOptions()}
 		withWorker(&d)
 		wg.Go(func() {
 			if err := workers.Run(srvCtx, d); err != nil {
@@ -284,50 +294,6 @@ func TestEmailChannelDeliversOverSMTPWithSTARTTLS(t *testing.T) {
 	}, 30*time.Second, 20*time.Millisecond)
 	require.EqualValues(t, 250, d.Attempts[0].StatusCode)
 	require.Contains(t, string(got.Data), "Message-ID: <"+d.Id+"@governor>")
-}
-
-// Slack channels get Slack's incoming-webhook format; a 429 with Retry-After is retried.
-func TestSlackChannelGetsIncomingWebhookMessages(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	tn := newTenant(t, "UTC")
-	var mu sync.Mutex
-	var bodies [][]byte
-	calls := 0
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		defer mu.Unlock()
-		calls++
-		if calls == 1 {
-			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusTooManyRequests)
-			return
-		}
-		require.Equal(t, "application/json", r.Header.Get("Content-Type"))
-		bodies = append(bodies, b)
-		_, _ = w.Write([]byte("ok"))
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	url := "http://" + ln.Addr().String() + "/services/T000/B000/secretpart"
-	resp, err := tn.admin.alerts.CreateChannel(ctx, connect.NewRequest(&v1.CreateChannelRequest{Name: "#alerts", Type: v1.ChannelType_CHANNEL_TYPE_SLACK, Url: url}))
-	require.NoError(t, err)
-	require.NotContains(t, resp.Msg.Channel.Url, "secretpart", "the secret part of the URL is not shown")
-	raise(t, tn, incidentTrigger(3))
-	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(bodies) == 1 }, 30*time.Second, 20*time.Millisecond)
-	var msg struct {
-		Text   string           `json:"text"`
-		Blocks []map[string]any `json:"blocks"`
-	}
-	mu.Lock()
-	require.NoError(t, json.Unmarshal(bodies[0], &msg))
-	mu.Unlock()
-	require.Equal(t, "[HIGH] Incident 3 opened", msg.Text)
-	require.Len(t, msg.Blocks, 2)
-	require.Equal(t, "section", msg.Blocks[0]["type"])
 }
 
 // Over a channel's hourly limit, alerts are folded into one digest (not dropped); the

@@ -21,13 +21,6 @@ import (
 	"github.com/governor-hq/governor/internal/lifecycle"
 )
 
-// requireInvalidField asserts an InvalidArgument error that names field.
-func requireInvalidField(t *testing.T, err error, field string) {
-	t.Helper()
-	requireCode(t, connect.CodeInvalidArgument, err)
-	require.Contains(t, err.Error(), field)
-}
-
 func errorInfo(t *testing.T, err error) *errdetails.ErrorInfo {
 	t.Helper()
 	var ce *connect.Error

@@ -40,7 +40,7 @@ func runChildAPI() {
 		fmt.Fprintln(os.Stderr, "child api:", err)
 		os.Exit(2)
 	}
-	opts := api.Options{IdempotencyTTL: time.Hour, RunLease: time.Minute}
+	opts := api.Options{IdempotencyTTL: time.Hour, RunLease: time.Minute, Keyring: testKeyring(), AlertEndpoints: testEndpoints}
 	if os.Getenv(childFaultEnv) != "" {
 		// Fault injection: die after the admission commits, before anything starts its
 		// workflow, as a process killed at the worst moment would.
@@ -86,7 +86,7 @@ func startChildAPI(t *testing.T, faultExitAfterAdmit bool) *child {
 func startChild(t *testing.T, env []string) (*child, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), childKEKEnv+"="+testKEK()), env...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -134,7 +134,8 @@ func runChildWorker() {
 		os.Exit(2)
 	}
 	fmt.Println(childReadyPrefix + "worker")
-	if err := workers.Run(ctx, workers.Deps{Client: c, Pool: pool, Log: logger(), TaskQueue: os.Getenv(childQueueEnv), Namespace: testenv.TemporalNamespace()}); err != nil {
+	if err := workers.Run(ctx, workers.Deps{Client: c, Pool: pool, Log: logger(), TaskQueue: os.Getenv(childQueueEnv), Namespace: testenv.TemporalNamespace(),
+		Alerts: testDeliverOptions()}); err != nil {
 		fmt.Fprintln(os.Stderr, "child worker:", err)
 		os.Exit(2)
 	}

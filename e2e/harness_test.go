@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -23,6 +24,8 @@ import (
 	"github.com/governor-hq/governor/api"
 	v1 "github.com/governor-hq/governor/gen/governor/v1"
 	"github.com/governor-hq/governor/gen/governor/v1/governorv1connect"
+	"github.com/governor-hq/governor/internal/alerts"
+	"github.com/governor-hq/governor/internal/envelope"
 	"github.com/governor-hq/governor/internal/testenv"
 	"github.com/governor-hq/governor/workers"
 )
@@ -84,7 +87,8 @@ func getStack(t *testing.T) *stack {
 		var running sync.WaitGroup
 		testenv.AtExit(func() { stop(); running.Wait(); s.temporal.Close() })
 		running.Go(func() {
-			if err := workers.Run(ctx, workers.Deps{Client: s.temporal, Pool: pool, Log: logger(), TaskQueue: s.taskQueue, Namespace: testenv.TemporalNamespace()}); err != nil {
+			if err := workers.Run(ctx, workers.Deps{Client: s.temporal, Pool: pool, Log: logger(), TaskQueue: s.taskQueue, Namespace: testenv.TemporalNamespace(),
+				Alerts: testDeliverOptions()}); err != nil {
 				stackErr = err
 			}
 		})
@@ -93,13 +97,46 @@ func getStack(t *testing.T) *stack {
 			stackErr = err
 			return
 		}
-		srv := api.New(pool, logger(), api.Options{IdempotencyTTL: time.Hour, RunLease: time.Minute, Temporal: s.temporal, TaskQueue: s.taskQueue})
+		srv := api.New(pool, logger(), api.Options{IdempotencyTTL: time.Hour, RunLease: time.Minute, Temporal: s.temporal, TaskQueue: s.taskQueue,
+			Keyring: testKeyring(), AlertEndpoints: testEndpoints})
 		running.Go(func() { _ = srv.Serve(ctx, ln, nil) })
 		s.baseURL = "http://" + ln.Addr().String()
 		sharedStack = s
 	})
 	require.NoError(t, stackErr)
 	return sharedStack
+}
+
+// The package's servers and workers seal alert channels' credentials with one
+// key-encryption key, handed to child processes through the environment as an operator
+// would hand it to a deployment.
+const childKEKEnv = "GOVERNOR_E2E_KEK"
+
+var testKEK = sync.OnceValue(func() string {
+	if k := os.Getenv(childKEKEnv); k != "" {
+		return k
+	}
+	return envelope.GenerateKEK()
+})
+
+func testKeyring() *envelope.Keyring {
+	k, err := envelope.ParseKEK(testKEK())
+	if err != nil {
+		panic(err)
+	}
+	kr, err := envelope.NewKeyring(k)
+	if err != nil {
+		panic(err)
+	}
+	return kr
+}
+
+// The receivers of these tests listen on 127.0.0.1 over plain http. Production refuses
+// both; the harness allows them explicitly, through the operator's settings.
+var testEndpoints = alerts.EndpointPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, AllowHTTP: true}
+
+func testDeliverOptions() alerts.DeliverOptions {
+	return alerts.DeliverOptions{Endpoints: testEndpoints, Keyring: testKeyring()}
 }
 
 // tenant is an organization with its admin's clients.

@@ -3,11 +3,13 @@ package main
 import (
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/governor-hq/governor/api"
 	"github.com/governor-hq/governor/db/dbsqlc"
 	"github.com/governor-hq/governor/internal/audit"
+	"github.com/governor-hq/governor/internal/orgkeys"
 )
 
 func adminCmd() *cobra.Command {
@@ -15,7 +17,7 @@ func adminCmd() *cobra.Command {
 		Use:   "admin",
 		Short: "Operator commands that work on the database directly",
 	}
-	cmd.AddCommand(bootstrapCmd(), verifyAuditCmd())
+	cmd.AddCommand(bootstrapCmd(), verifyAuditCmd(), generateKEKCmd(), rotateKEKCmd())
 	return cmd
 }
 
@@ -101,5 +103,91 @@ func verifyAuditCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&orgID, "org", "", "only this organization")
+	return cmd
+}
+
+func generateKEKCmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "generate-kek --out FILE",
+		Short: "Write a new random key-encryption key to FILE (mode 0600), unless FILE exists (it is never replaced)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			k, made, err := ensureKEKFile(out)
+			if err != nil {
+				return err
+			}
+			if made {
+				fmt.Fprintf(cmd.OutOrStdout(), "wrote a new key-encryption key %s to %s\n", k.ID(), out)
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s exists and was kept: key-encryption key %s\n", out, k.ID())
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "the key file to write (required)")
+	_ = cmd.MarkFlagRequired("out")
+	return cmd
+}
+
+func rotateKEKCmd() *cobra.Command {
+	var newFile string
+	cmd := &cobra.Command{
+		Use:   "rotate-kek --new-kek-file FILE",
+		Short: "Re-wrap every organization's data key under a new key-encryption key, in one transaction",
+		Long: `rotate-kek unwraps every organization's data key with the current key-encryption key
+(GOVERNOR_KEK or GOVERNOR_KEK_FILE, and any in GOVERNOR_KEK_ACCEPT_FILES) and wraps it again
+with the one in FILE, in one transaction, with an audit entry per organization. Keys already
+under the new KEK are left alone: running it again is harmless and finishes an interrupted
+rotation. Secrets sealed with the data keys do not change.
+
+Without downtime:
+  1. add FILE to GOVERNOR_KEK_ACCEPT_FILES of every api and worker process, restart them;
+  2. run governor admin rotate-kek --new-kek-file FILE;
+  3. make FILE the GOVERNOR_KEK_FILE (the old key in GOVERNOR_KEK_ACCEPT_FILES), restart;
+  4. once every process runs with it, drop the old key from GOVERNOR_KEK_ACCEPT_FILES.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			from, err := loadKeyring(cfg)
+			if err != nil {
+				return err
+			}
+			to, err := readKEKFile(newFile)
+			if err != nil {
+				return err
+			}
+			pool, err := openCurrent(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			var r orgkeys.Rotation
+			err = pgx.BeginFunc(cmd.Context(), pool, func(tx pgx.Tx) error {
+				r, err = orgkeys.Rotate(cmd.Context(), tx, from, to)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "re-wrapped %d data keys under %s (%d were under it already)\n", len(r.Rewrapped), r.To, r.Already)
+			// A process still wrapping with the old KEK may have made a key meanwhile.
+			left, err := dbsqlc.New().OrgKeysNotUnder(cmd.Context(), pool, to.ID())
+			if err != nil {
+				return err
+			}
+			if left > 0 {
+				return fmt.Errorf("%d data keys were made under another key-encryption key meanwhile: run rotate-kek again", left)
+			}
+			fmt.Fprintf(out, "Now make %s the GOVERNOR_KEK_FILE of every process (keep the old key in GOVERNOR_KEK_ACCEPT_FILES until all have restarted).\n", newFile)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&newFile, "new-kek-file", "", "file holding the new key-encryption key (base64 of 32 bytes; see generate-kek)")
+	_ = cmd.MarkFlagRequired("new-kek-file")
 	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"github.com/governor-hq/governor/db"
 	"github.com/governor-hq/governor/internal/config"
 	"github.com/governor-hq/governor/internal/devstack"
+	"github.com/governor-hq/governor/internal/envelope"
 	"github.com/governor-hq/governor/internal/lifecycle"
 )
 
@@ -110,6 +112,10 @@ func runDev(ctx context.Context, cfg config.Config) error {
 	cfg.DatabaseURL = d.pg.URL
 	cfg.TemporalAddress = d.temporal.Address
 	log := cfg.Logger()
+	kr, err := devSecurity(&cfg, log)
+	if err != nil {
+		return err
+	}
 
 	pool, err := db.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -123,7 +129,7 @@ func runDev(ctx context.Context, cfg config.Config) error {
 	if len(applied) > 0 {
 		log.Info("migrated", "applied", applied)
 	}
-	err = runAll(ctx, cfg, pool, log, func(addr net.Addr) {
+	err = runAll(ctx, cfg, kr, pool, log, func(addr net.Addr) {
 		ui := d.temporal.UIAddress
 		if ui == "" {
 			ui = "(not started by governor dev; TEMPORAL_ADDRESS is " + cfg.TemporalAddress + ")"
@@ -149,6 +155,36 @@ func runDev(ctx context.Context, cfg config.Config) error {
 		return nil
 	}
 	return err
+}
+
+// devSecurity gives `governor dev` what production must be given: a key-encryption key
+// (a key file in the data folder, made on first start and kept) and, so that receivers on
+// this machine work, an alert-channel allowlist of loopback and plain http — said out
+// loud, since production refuses both.
+func devSecurity(cfg *config.Config, log *slog.Logger) (*envelope.Keyring, error) {
+	if cfg.KEK == "" && cfg.KEKFile == "" {
+		dataDir, err := filepath.Abs(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		cfg.KEKFile = filepath.Join(dataDir, "kek")
+		k, made, err := ensureKEKFile(cfg.KEKFile)
+		if err != nil {
+			return nil, fmt.Errorf("dev key-encryption key: %w", err)
+		}
+		if made {
+			log.Info("made a key-encryption key for governor dev (keep it: the alert channels' credentials need it)", "file", cfg.KEKFile, "kek_id", k.ID())
+		} else {
+			log.Info("using governor dev's key-encryption key", "file", cfg.KEKFile, "kek_id", k.ID())
+		}
+	}
+	if len(cfg.AlertAllowCIDRs) == 0 {
+		cfg.AlertAllowCIDRs = devLoopback
+	}
+	cfg.AlertAllowHTTP = true
+	log.Warn("governor dev: alert channels may reach loopback and use plain http (production refuses both; see GOVERNOR_ALERT_ALLOW_CIDRS and GOVERNOR_ALERT_ALLOW_HTTP)",
+		"allowed", fmt.Sprint(cfg.AlertAllowCIDRs))
+	return loadKeyring(*cfg)
 }
 
 func devExecCmd() *cobra.Command {

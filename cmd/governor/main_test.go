@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -72,6 +73,9 @@ func TestAPIRefusesAnUnmigratedDatabase(t *testing.T) {
 	_, url := testenv.FreshDB(t)
 	_, err := run(t, "migrate", "down", "--database-url", url)
 	require.NoError(t, err)
-	_, err = run(t, "api", "--database-url", url, "--http-addr", "127.0.0.1:0")
+	kek := filepath.Join(t.TempDir(), "kek")
+	_, err = run(t, "admin", "generate-kek", "--out", kek)
+	require.NoError(t, err)
+	_, err = run(t, "api", "--database-url", url, "--http-addr", "127.0.0.1:0", "--kek-file", kek)
 	require.ErrorContains(t, err, "governor migrate up")
 }

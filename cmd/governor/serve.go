@@ -17,6 +17,7 @@ import (
 	"github.com/governor-hq/governor/db"
 	"github.com/governor-hq/governor/internal/alerts"
 	"github.com/governor-hq/governor/internal/config"
+	"github.com/governor-hq/governor/internal/envelope"
 	"github.com/governor-hq/governor/workers"
 	"github.com/governor-hq/governor/workflows"
 )
@@ -33,13 +34,17 @@ func apiCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			kr, err := loadKeyring(cfg)
+			if err != nil {
+				return err
+			}
 			log := cfg.Logger()
 			pool, err := openCurrent(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
 			defer pool.Close()
-			return serveAPI(cmd.Context(), cfg, pool, log, nil)
+			return serveAPI(cmd.Context(), cfg, kr, pool, log, nil)
 		},
 	}
 }
@@ -54,13 +59,17 @@ func workerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			kr, err := loadKeyring(cfg)
+			if err != nil {
+				return err
+			}
 			log := cfg.Logger()
 			pool, err := openCurrent(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
 			defer pool.Close()
-			return runWorker(cmd.Context(), cfg, pool, log)
+			return runWorker(cmd.Context(), cfg, kr, pool, log)
 		},
 	}
 }
@@ -89,7 +98,18 @@ func openCurrent(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) 
 	return pool, nil
 }
 
-func serveAPI(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, ready func(net.Addr)) error {
+// sealPlaintext seals alert channels written before credentials were encrypted at rest
+// (the migration cannot: the KEK is not in the database). Every process does it at start;
+// they share the work, and it finds nothing once done.
+func sealPlaintext(ctx context.Context, pool *pgxpool.Pool, kr *envelope.Keyring, log *slog.Logger) error {
+	_, err := alerts.SealPlaintext(ctx, pool, kr, log)
+	return err
+}
+
+func serveAPI(ctx context.Context, cfg config.Config, kr *envelope.Keyring, pool *pgxpool.Pool, log *slog.Logger, ready func(net.Addr)) error {
+	if err := sealPlaintext(ctx, pool, kr, log); err != nil {
+		return err
+	}
 	// A lazy client: the API serves (and admits runs) while Temporal is unreachable; the
 	// outbox keeps what it owes Temporal until it is back.
 	tc, err := client.NewLazyClient(temporalOptions(cfg, log))
@@ -99,7 +119,8 @@ func serveAPI(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *s
 	defer tc.Close()
 	opts := api.Options{IdempotencyTTL: cfg.IdempotencyTTL, RunLease: cfg.RunLease, Temporal: tc, TaskQueue: cfg.TaskQueue,
 		Limits: api.Limits{MaxRequestBytes: cfg.MaxRequestBytes, ReadTimeout: cfg.RequestReadTimeout, IdleTimeout: cfg.IdleTimeout,
-			MaxStreamsPerKey: cfg.MaxStreamsPerKey, MaxStreamsPerOrg: cfg.MaxStreamsPerOrg, RatePerIP: cfg.RatePerIP, RatePerKey: cfg.RatePerKey}}
+			MaxStreamsPerKey: cfg.MaxStreamsPerKey, MaxStreamsPerOrg: cfg.MaxStreamsPerOrg, RatePerIP: cfg.RatePerIP, RatePerKey: cfg.RatePerKey},
+		Keyring: kr, AlertEndpoints: alertEndpoints(cfg)}
 	if cfg.FaultExitAfterAdmit {
 		opts.AfterAdmitCommit = func() {
 			log.Error("fault injection: exiting after committing an admission, before starting its workflow")
@@ -130,21 +151,25 @@ func dialTemporal(cfg config.Config, log *slog.Logger) (client.Client, error) {
 	return c, nil
 }
 
-func runWorker(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) error {
+func runWorker(ctx context.Context, cfg config.Config, kr *envelope.Keyring, pool *pgxpool.Pool, log *slog.Logger) error {
+	if err := sealPlaintext(ctx, pool, kr, log); err != nil {
+		return err
+	}
 	c, err := dialTemporal(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	return workers.Run(ctx, workers.Deps{Client: c, Pool: pool, Log: log, TaskQueue: cfg.TaskQueue, Namespace: cfg.TemporalNamespace,
-		Alerts:          alerts.DeliverOptions{SMTP: alerts.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword}},
+		Alerts: alerts.DeliverOptions{Endpoints: alertEndpoints(cfg), Keyring: kr,
+			SMTP: alerts.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword}},
 		AnomalySchedule: workflows.AnomalyScheduleOptions{Cron: cfg.AnomalySchedule, Catchup: cfg.AnomalyCatchup}})
 }
 
 // runAll runs the API and the worker in one process until ctx ends or one fails.
-func runAll(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, ready func(net.Addr)) error {
+func runAll(ctx context.Context, cfg config.Config, kr *envelope.Keyring, pool *pgxpool.Pool, log *slog.Logger, ready func(net.Addr)) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return runWorker(ctx, cfg, pool, log) })
-	g.Go(func() error { return serveAPI(ctx, cfg, pool, log, ready) })
+	g.Go(func() error { return runWorker(ctx, cfg, kr, pool, log) })
+	g.Go(func() error { return serveAPI(ctx, cfg, kr, pool, log, ready) })
 	return g.Wait()
 }

@@ -235,18 +235,19 @@ func (q *Queries) AlertList(ctx context.Context, db DBTX, arg AlertListParams) (
 const attemptFinish = `-- name: AttemptFinish :exec
 UPDATE alert_delivery_attempts
 SET outcome = $1, finished_at = now(), status_code = $2, latency_ms = $3,
-    error = $4, retry_after_ms = $5
-WHERE delivery_id = $6 AND number = $7
+    error = $4, retry_after_ms = $5, classification = $6
+WHERE delivery_id = $7 AND number = $8
 `
 
 type AttemptFinishParams struct {
-	Outcome      string
-	StatusCode   int32
-	LatencyMs    int64
-	Error        string
-	RetryAfterMs int64
-	DeliveryID   string
-	Number       int32
+	Outcome        string
+	StatusCode     int32
+	LatencyMs      int64
+	Error          string
+	RetryAfterMs   int64
+	Classification string
+	DeliveryID     string
+	Number         int32
 }
 
 func (q *Queries) AttemptFinish(ctx context.Context, db DBTX, arg AttemptFinishParams) error {
@@ -256,6 +257,7 @@ func (q *Queries) AttemptFinish(ctx context.Context, db DBTX, arg AttemptFinishP
 		arg.LatencyMs,
 		arg.Error,
 		arg.RetryAfterMs,
+		arg.Classification,
 		arg.DeliveryID,
 		arg.Number,
 	)
@@ -277,8 +279,8 @@ func (q *Queries) AttemptInsert(ctx context.Context, db DBTX, arg AttemptInsertP
 }
 
 const attemptRecordDone = `-- name: AttemptRecordDone :exec
-INSERT INTO alert_delivery_attempts (delivery_id, number, finished_at, outcome)
-VALUES ($1, $2, now(), 'delivered')
+INSERT INTO alert_delivery_attempts (delivery_id, number, finished_at, outcome, classification)
+VALUES ($1, $2, now(), 'delivered', 'ok')
 `
 
 type AttemptRecordDoneParams struct {
@@ -305,7 +307,7 @@ func (q *Queries) AttemptsAbandon(ctx context.Context, db DBTX, deliveryID strin
 }
 
 const attemptsOfDeliveries = `-- name: AttemptsOfDeliveries :many
-SELECT delivery_id, number, started_at, finished_at, outcome, status_code, latency_ms, error, retry_after_ms FROM alert_delivery_attempts
+SELECT delivery_id, number, started_at, finished_at, outcome, status_code, latency_ms, error, retry_after_ms, classification FROM alert_delivery_attempts
 WHERE delivery_id = ANY ($1::text[])
 ORDER BY delivery_id, number
 `
@@ -329,6 +331,7 @@ func (q *Queries) AttemptsOfDeliveries(ctx context.Context, db DBTX, deliveryIds
 			&i.LatencyMs,
 			&i.Error,
 			&i.RetryAfterMs,
+			&i.Classification,
 		); err != nil {
 			return nil, err
 		}
@@ -341,11 +344,11 @@ func (q *Queries) AttemptsOfDeliveries(ctx context.Context, db DBTX, deliveryIds
 }
 
 const channelCreate = `-- name: ChannelCreate :one
-INSERT INTO alert_channels (org_id, id, name, type, url, email_to, secret, max_per_hour, max_per_day,
+INSERT INTO alert_channels (org_id, id, name, type, url, url_enc, email_to, secret_enc, max_per_hour, max_per_day,
                             retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-        $10, $11, $12, $13)
-RETURNING org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+        $11, $12, $13, $14)
+RETURNING org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at, url_enc, secret_enc, prev_secret_enc
 `
 
 type ChannelCreateParams struct {
@@ -354,8 +357,9 @@ type ChannelCreateParams struct {
 	Name               string
 	Type               string
 	Url                string
+	UrlEnc             []byte
 	EmailTo            []string
-	Secret             string
+	SecretEnc          []byte
 	MaxPerHour         int32
 	MaxPerDay          int32
 	RetryInitialMs     int64
@@ -364,6 +368,7 @@ type ChannelCreateParams struct {
 	DisableAfterMs     int64
 }
 
+// url is the endpoint's display form; the endpoint and the signing secret are sealed.
 func (q *Queries) ChannelCreate(ctx context.Context, db DBTX, arg ChannelCreateParams) (AlertChannel, error) {
 	row := db.QueryRow(ctx, channelCreate,
 		arg.OrgID,
@@ -371,8 +376,9 @@ func (q *Queries) ChannelCreate(ctx context.Context, db DBTX, arg ChannelCreateP
 		arg.Name,
 		arg.Type,
 		arg.Url,
+		arg.UrlEnc,
 		arg.EmailTo,
-		arg.Secret,
+		arg.SecretEnc,
 		arg.MaxPerHour,
 		arg.MaxPerDay,
 		arg.RetryInitialMs,
@@ -406,6 +412,9 @@ func (q *Queries) ChannelCreate(ctx context.Context, db DBTX, arg ChannelCreateP
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.UrlEnc,
+		&i.SecretEnc,
+		&i.PrevSecretEnc,
 	)
 	return i, err
 }
@@ -413,7 +422,7 @@ func (q *Queries) ChannelCreate(ctx context.Context, db DBTX, arg ChannelCreateP
 const channelDelete = `-- name: ChannelDelete :one
 UPDATE alert_channels SET deleted_at = now(), enabled = false, updated_at = now()
 WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL
-RETURNING org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at
+RETURNING org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at, url_enc, secret_enc, prev_secret_enc
 `
 
 type ChannelDeleteParams struct {
@@ -449,6 +458,9 @@ func (q *Queries) ChannelDelete(ctx context.Context, db DBTX, arg ChannelDeleteP
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.UrlEnc,
+		&i.SecretEnc,
+		&i.PrevSecretEnc,
 	)
 	return i, err
 }
@@ -471,7 +483,7 @@ func (q *Queries) ChannelEnsureInApp(ctx context.Context, db DBTX, arg ChannelEn
 }
 
 const channelGet = `-- name: ChannelGet :one
-SELECT org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at FROM alert_channels WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL
+SELECT org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at, url_enc, secret_enc, prev_secret_enc FROM alert_channels WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL
 `
 
 type ChannelGetParams struct {
@@ -507,12 +519,15 @@ func (q *Queries) ChannelGet(ctx context.Context, db DBTX, arg ChannelGetParams)
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.UrlEnc,
+		&i.SecretEnc,
+		&i.PrevSecretEnc,
 	)
 	return i, err
 }
 
 const channelGetByID = `-- name: ChannelGetByID :one
-SELECT org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at FROM alert_channels WHERE id = $1
+SELECT org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at, url_enc, secret_enc, prev_secret_enc FROM alert_channels WHERE id = $1
 `
 
 func (q *Queries) ChannelGetByID(ctx context.Context, db DBTX, id string) (AlertChannel, error) {
@@ -543,12 +558,15 @@ func (q *Queries) ChannelGetByID(ctx context.Context, db DBTX, id string) (Alert
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.UrlEnc,
+		&i.SecretEnc,
+		&i.PrevSecretEnc,
 	)
 	return i, err
 }
 
 const channelGetForUpdate = `-- name: ChannelGetForUpdate :one
-SELECT org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at FROM alert_channels WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE
+SELECT org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at, url_enc, secret_enc, prev_secret_enc FROM alert_channels WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE
 `
 
 type ChannelGetForUpdateParams struct {
@@ -584,12 +602,15 @@ func (q *Queries) ChannelGetForUpdate(ctx context.Context, db DBTX, arg ChannelG
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.UrlEnc,
+		&i.SecretEnc,
+		&i.PrevSecretEnc,
 	)
 	return i, err
 }
 
 const channelInApp = `-- name: ChannelInApp :one
-SELECT org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at FROM alert_channels WHERE org_id = $1 AND type = 'in_app' AND deleted_at IS NULL
+SELECT org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at, url_enc, secret_enc, prev_secret_enc FROM alert_channels WHERE org_id = $1 AND type = 'in_app' AND deleted_at IS NULL
 `
 
 func (q *Queries) ChannelInApp(ctx context.Context, db DBTX, orgID string) (AlertChannel, error) {
@@ -620,12 +641,15 @@ func (q *Queries) ChannelInApp(ctx context.Context, db DBTX, orgID string) (Aler
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.UrlEnc,
+		&i.SecretEnc,
+		&i.PrevSecretEnc,
 	)
 	return i, err
 }
 
 const channelList = `-- name: ChannelList :many
-SELECT org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at FROM alert_channels
+SELECT org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at, url_enc, secret_enc, prev_secret_enc FROM alert_channels
 WHERE org_id = $1 AND deleted_at IS NULL AND id > $2
 ORDER BY id
 LIMIT $3
@@ -671,6 +695,9 @@ func (q *Queries) ChannelList(ctx context.Context, db DBTX, arg ChannelListParam
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.DeletedAt,
+			&i.UrlEnc,
+			&i.SecretEnc,
+			&i.PrevSecretEnc,
 		); err != nil {
 			return nil, err
 		}
@@ -683,7 +710,7 @@ func (q *Queries) ChannelList(ctx context.Context, db DBTX, arg ChannelListParam
 }
 
 const channelLockByID = `-- name: ChannelLockByID :one
-SELECT org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at FROM alert_channels WHERE id = $1 FOR UPDATE
+SELECT org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at, url_enc, secret_enc, prev_secret_enc FROM alert_channels WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) ChannelLockByID(ctx context.Context, db DBTX, id string) (AlertChannel, error) {
@@ -714,6 +741,9 @@ func (q *Queries) ChannelLockByID(ctx context.Context, db DBTX, id string) (Aler
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.UrlEnc,
+		&i.SecretEnc,
+		&i.PrevSecretEnc,
 	)
 	return i, err
 }
@@ -722,7 +752,7 @@ const channelRecordFailure = `-- name: ChannelRecordFailure :one
 UPDATE alert_channels
 SET failing_since = coalesce(failing_since, $1), last_failure_at = $1
 WHERE id = $2
-RETURNING org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at
+RETURNING org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at, url_enc, secret_enc, prev_secret_enc
 `
 
 type ChannelRecordFailureParams struct {
@@ -759,6 +789,9 @@ func (q *Queries) ChannelRecordFailure(ctx context.Context, db DBTX, arg Channel
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.UrlEnc,
+		&i.SecretEnc,
+		&i.PrevSecretEnc,
 	)
 	return i, err
 }
@@ -774,22 +807,26 @@ func (q *Queries) ChannelRecordSuccess(ctx context.Context, db DBTX, id string) 
 
 const channelRotateSecret = `-- name: ChannelRotateSecret :one
 UPDATE alert_channels
-SET prev_secret = secret, prev_secret_expires_at = $1, secret = $2, updated_at = now()
-WHERE org_id = $3 AND id = $4
-RETURNING org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at
+SET secret_enc = $1, prev_secret_enc = $2, prev_secret_expires_at = $3,
+    secret = '', prev_secret = '', updated_at = now()
+WHERE org_id = $4 AND id = $5
+RETURNING org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at, url_enc, secret_enc, prev_secret_enc
 `
 
 type ChannelRotateSecretParams struct {
+	SecretEnc     []byte
+	PrevSecretEnc []byte
 	PrevExpiresAt *time.Time
-	Secret        string
 	OrgID         string
 	ID            string
 }
 
+// Both secrets are sealed anew by the caller (each is bound to its own field).
 func (q *Queries) ChannelRotateSecret(ctx context.Context, db DBTX, arg ChannelRotateSecretParams) (AlertChannel, error) {
 	row := db.QueryRow(ctx, channelRotateSecret,
+		arg.SecretEnc,
+		arg.PrevSecretEnc,
 		arg.PrevExpiresAt,
-		arg.Secret,
 		arg.OrgID,
 		arg.ID,
 	)
@@ -819,8 +856,38 @@ func (q *Queries) ChannelRotateSecret(ctx context.Context, db DBTX, arg ChannelR
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.UrlEnc,
+		&i.SecretEnc,
+		&i.PrevSecretEnc,
 	)
 	return i, err
+}
+
+const channelSeal = `-- name: ChannelSeal :exec
+UPDATE alert_channels
+SET url = $1, url_enc = coalesce($2, url_enc), secret_enc = coalesce($3, secret_enc),
+    prev_secret_enc = coalesce($4, prev_secret_enc), secret = '', prev_secret = ''
+WHERE id = $5
+`
+
+type ChannelSealParams struct {
+	Url           string
+	UrlEnc        []byte
+	SecretEnc     []byte
+	PrevSecretEnc []byte
+	ID            string
+}
+
+// Replaces a channel's plaintext credentials by their sealed form.
+func (q *Queries) ChannelSeal(ctx context.Context, db DBTX, arg ChannelSealParams) error {
+	_, err := db.Exec(ctx, channelSeal,
+		arg.Url,
+		arg.UrlEnc,
+		arg.SecretEnc,
+		arg.PrevSecretEnc,
+		arg.ID,
+	)
+	return err
 }
 
 const channelSetEnabled = `-- name: ChannelSetEnabled :one
@@ -831,7 +898,7 @@ SET enabled = $1,
     failing_since = CASE WHEN $1::boolean THEN NULL ELSE failing_since END,
     updated_at = now()
 WHERE id = $3
-RETURNING org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at
+RETURNING org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at, url_enc, secret_enc, prev_secret_enc
 `
 
 type ChannelSetEnabledParams struct {
@@ -869,6 +936,9 @@ func (q *Queries) ChannelSetEnabled(ctx context.Context, db DBTX, arg ChannelSet
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.UrlEnc,
+		&i.SecretEnc,
+		&i.PrevSecretEnc,
 	)
 	return i, err
 }
@@ -903,21 +973,23 @@ const channelUpdate = `-- name: ChannelUpdate :one
 UPDATE alert_channels
 SET name                  = coalesce($1, name),
     url                   = coalesce($2, url),
-    email_to              = coalesce($3::text[], email_to),
-    max_per_hour          = coalesce($4, max_per_hour),
-    max_per_day           = coalesce($5, max_per_day),
-    retry_initial_ms      = coalesce($6, retry_initial_ms),
-    retry_max_interval_ms = coalesce($7, retry_max_interval_ms),
-    retry_max_age_ms      = coalesce($8, retry_max_age_ms),
-    disable_after_ms      = coalesce($9, disable_after_ms),
+    url_enc               = coalesce($3, url_enc),
+    email_to              = coalesce($4::text[], email_to),
+    max_per_hour          = coalesce($5, max_per_hour),
+    max_per_day           = coalesce($6, max_per_day),
+    retry_initial_ms      = coalesce($7, retry_initial_ms),
+    retry_max_interval_ms = coalesce($8, retry_max_interval_ms),
+    retry_max_age_ms      = coalesce($9, retry_max_age_ms),
+    disable_after_ms      = coalesce($10, disable_after_ms),
     updated_at            = now()
-WHERE org_id = $10 AND id = $11
-RETURNING org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at
+WHERE org_id = $11 AND id = $12
+RETURNING org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at, url_enc, secret_enc, prev_secret_enc
 `
 
 type ChannelUpdateParams struct {
 	Name               *string
 	Url                *string
+	UrlEnc             []byte
 	EmailTo            []string
 	MaxPerHour         *int32
 	MaxPerDay          *int32
@@ -933,6 +1005,7 @@ func (q *Queries) ChannelUpdate(ctx context.Context, db DBTX, arg ChannelUpdateP
 	row := db.QueryRow(ctx, channelUpdate,
 		arg.Name,
 		arg.Url,
+		arg.UrlEnc,
 		arg.EmailTo,
 		arg.MaxPerHour,
 		arg.MaxPerDay,
@@ -969,12 +1042,15 @@ func (q *Queries) ChannelUpdate(ctx context.Context, db DBTX, arg ChannelUpdateP
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.DeletedAt,
+		&i.UrlEnc,
+		&i.SecretEnc,
+		&i.PrevSecretEnc,
 	)
 	return i, err
 }
 
 const channelsOfOrg = `-- name: ChannelsOfOrg :many
-SELECT org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at FROM alert_channels WHERE org_id = $1 AND deleted_at IS NULL ORDER BY id
+SELECT org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at, url_enc, secret_enc, prev_secret_enc FROM alert_channels WHERE org_id = $1 AND deleted_at IS NULL ORDER BY id
 `
 
 // Every live channel of an organization (enabled or not), for routing.
@@ -1012,6 +1088,67 @@ func (q *Queries) ChannelsOfOrg(ctx context.Context, db DBTX, orgID string) ([]A
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.DeletedAt,
+			&i.UrlEnc,
+			&i.SecretEnc,
+			&i.PrevSecretEnc,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const channelsWithPlaintext = `-- name: ChannelsWithPlaintext :many
+SELECT org_id, id, name, type, url, email_to, secret, prev_secret, prev_secret_expires_at, enabled, disabled_reason, disabled_at, max_per_hour, max_per_day, retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms, failing_since, last_success_at, last_failure_at, created_at, updated_at, deleted_at, url_enc, secret_enc, prev_secret_enc FROM alert_channels
+WHERE secret <> '' OR prev_secret <> '' OR (type IN ('webhook', 'slack') AND url <> '' AND url_enc IS NULL)
+ORDER BY id
+LIMIT $1
+FOR UPDATE SKIP LOCKED
+`
+
+// Channels written before credentials were sealed, locked (other processes sealing at the
+// same time skip them).
+func (q *Queries) ChannelsWithPlaintext(ctx context.Context, db DBTX, max int32) ([]AlertChannel, error) {
+	rows, err := db.Query(ctx, channelsWithPlaintext, max)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AlertChannel{}
+	for rows.Next() {
+		var i AlertChannel
+		if err := rows.Scan(
+			&i.OrgID,
+			&i.ID,
+			&i.Name,
+			&i.Type,
+			&i.Url,
+			&i.EmailTo,
+			&i.Secret,
+			&i.PrevSecret,
+			&i.PrevSecretExpiresAt,
+			&i.Enabled,
+			&i.DisabledReason,
+			&i.DisabledAt,
+			&i.MaxPerHour,
+			&i.MaxPerDay,
+			&i.RetryInitialMs,
+			&i.RetryMaxIntervalMs,
+			&i.RetryMaxAgeMs,
+			&i.DisableAfterMs,
+			&i.FailingSince,
+			&i.LastSuccessAt,
+			&i.LastFailureAt,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.DeletedAt,
+			&i.UrlEnc,
+			&i.SecretEnc,
+			&i.PrevSecretEnc,
 		); err != nil {
 			return nil, err
 		}
@@ -1024,7 +1161,7 @@ func (q *Queries) ChannelsOfOrg(ctx context.Context, db DBTX, orgID string) ([]A
 }
 
 const deliveriesOfAlert = `-- name: DeliveriesOfAlert :many
-SELECT d.org_id, d.id, d.alert_id, d.channel_id, d.status, d.digest_alert_id, d.workflow_id, d.attempts, d.retry_until, d.next_attempt_at, d.last_attempt_at, d.last_status_code, d.last_error, d.delivered_at, d.failed_at, d.body, d.created_at, d.updated_at, c.type AS channel_type FROM alert_deliveries d
+SELECT d.org_id, d.id, d.alert_id, d.channel_id, d.status, d.digest_alert_id, d.workflow_id, d.attempts, d.retry_until, d.next_attempt_at, d.last_attempt_at, d.last_status_code, d.last_error, d.delivered_at, d.failed_at, d.body, d.created_at, d.updated_at, d.last_classification, c.type AS channel_type FROM alert_deliveries d
 JOIN alert_channels c ON c.id = d.channel_id
 WHERE d.org_id = $1 AND d.alert_id = $2
 ORDER BY d.id
@@ -1036,25 +1173,26 @@ type DeliveriesOfAlertParams struct {
 }
 
 type DeliveriesOfAlertRow struct {
-	OrgID          string
-	ID             string
-	AlertID        string
-	ChannelID      string
-	Status         string
-	DigestAlertID  *string
-	WorkflowID     string
-	Attempts       int32
-	RetryUntil     time.Time
-	NextAttemptAt  *time.Time
-	LastAttemptAt  *time.Time
-	LastStatusCode int32
-	LastError      string
-	DeliveredAt    *time.Time
-	FailedAt       *time.Time
-	Body           []byte
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
-	ChannelType    string
+	OrgID              string
+	ID                 string
+	AlertID            string
+	ChannelID          string
+	Status             string
+	DigestAlertID      *string
+	WorkflowID         string
+	Attempts           int32
+	RetryUntil         time.Time
+	NextAttemptAt      *time.Time
+	LastAttemptAt      *time.Time
+	LastStatusCode     int32
+	LastError          string
+	DeliveredAt        *time.Time
+	FailedAt           *time.Time
+	Body               []byte
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+	LastClassification string
+	ChannelType        string
 }
 
 func (q *Queries) DeliveriesOfAlert(ctx context.Context, db DBTX, arg DeliveriesOfAlertParams) ([]DeliveriesOfAlertRow, error) {
@@ -1085,6 +1223,7 @@ func (q *Queries) DeliveriesOfAlert(ctx context.Context, db DBTX, arg Deliveries
 			&i.Body,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.LastClassification,
 			&i.ChannelType,
 		); err != nil {
 			return nil, err
@@ -1101,7 +1240,7 @@ const deliveryBeginAttempt = `-- name: DeliveryBeginAttempt :one
 UPDATE alert_deliveries
 SET attempts = attempts + 1, last_attempt_at = now(), next_attempt_at = NULL, updated_at = now()
 WHERE id = $1
-RETURNING org_id, id, alert_id, channel_id, status, digest_alert_id, workflow_id, attempts, retry_until, next_attempt_at, last_attempt_at, last_status_code, last_error, delivered_at, failed_at, body, created_at, updated_at
+RETURNING org_id, id, alert_id, channel_id, status, digest_alert_id, workflow_id, attempts, retry_until, next_attempt_at, last_attempt_at, last_status_code, last_error, delivered_at, failed_at, body, created_at, updated_at, last_classification
 `
 
 // Counts an attempt; the caller records it as in flight in the same transaction.
@@ -1127,6 +1266,7 @@ func (q *Queries) DeliveryBeginAttempt(ctx context.Context, db DBTX, id string) 
 		&i.Body,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.LastClassification,
 	)
 	return i, err
 }
@@ -1134,20 +1274,22 @@ func (q *Queries) DeliveryBeginAttempt(ctx context.Context, db DBTX, id string) 
 const deliveryFinishAttempt = `-- name: DeliveryFinishAttempt :one
 UPDATE alert_deliveries
 SET status = $1, last_status_code = $2, last_error = $3,
-    next_attempt_at = $4,
+    last_classification = $4,
+    next_attempt_at = $5,
     delivered_at = CASE WHEN $1 = 'delivered' THEN now() ELSE delivered_at END,
     failed_at = CASE WHEN $1 = 'failed' THEN now() ELSE failed_at END,
     updated_at = now()
-WHERE id = $5
-RETURNING org_id, id, alert_id, channel_id, status, digest_alert_id, workflow_id, attempts, retry_until, next_attempt_at, last_attempt_at, last_status_code, last_error, delivered_at, failed_at, body, created_at, updated_at
+WHERE id = $6
+RETURNING org_id, id, alert_id, channel_id, status, digest_alert_id, workflow_id, attempts, retry_until, next_attempt_at, last_attempt_at, last_status_code, last_error, delivered_at, failed_at, body, created_at, updated_at, last_classification
 `
 
 type DeliveryFinishAttemptParams struct {
-	Status         string
-	LastStatusCode int32
-	LastError      string
-	NextAttemptAt  *time.Time
-	ID             string
+	Status             string
+	LastStatusCode     int32
+	LastError          string
+	LastClassification string
+	NextAttemptAt      *time.Time
+	ID                 string
 }
 
 func (q *Queries) DeliveryFinishAttempt(ctx context.Context, db DBTX, arg DeliveryFinishAttemptParams) (AlertDelivery, error) {
@@ -1155,6 +1297,7 @@ func (q *Queries) DeliveryFinishAttempt(ctx context.Context, db DBTX, arg Delive
 		arg.Status,
 		arg.LastStatusCode,
 		arg.LastError,
+		arg.LastClassification,
 		arg.NextAttemptAt,
 		arg.ID,
 	)
@@ -1178,12 +1321,13 @@ func (q *Queries) DeliveryFinishAttempt(ctx context.Context, db DBTX, arg Delive
 		&i.Body,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.LastClassification,
 	)
 	return i, err
 }
 
 const deliveryGet = `-- name: DeliveryGet :one
-SELECT org_id, id, alert_id, channel_id, status, digest_alert_id, workflow_id, attempts, retry_until, next_attempt_at, last_attempt_at, last_status_code, last_error, delivered_at, failed_at, body, created_at, updated_at FROM alert_deliveries WHERE org_id = $1 AND id = $2
+SELECT org_id, id, alert_id, channel_id, status, digest_alert_id, workflow_id, attempts, retry_until, next_attempt_at, last_attempt_at, last_status_code, last_error, delivered_at, failed_at, body, created_at, updated_at, last_classification FROM alert_deliveries WHERE org_id = $1 AND id = $2
 `
 
 type DeliveryGetParams struct {
@@ -1213,6 +1357,7 @@ func (q *Queries) DeliveryGet(ctx context.Context, db DBTX, arg DeliveryGetParam
 		&i.Body,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.LastClassification,
 	)
 	return i, err
 }
@@ -1223,7 +1368,7 @@ INSERT INTO alert_deliveries (org_id, id, alert_id, channel_id, status, digest_a
 VALUES ($1, $2, $3, $4, $5, $6, $7,
         $8, $9, $10, $11)
 ON CONFLICT (alert_id, channel_id) DO NOTHING
-RETURNING org_id, id, alert_id, channel_id, status, digest_alert_id, workflow_id, attempts, retry_until, next_attempt_at, last_attempt_at, last_status_code, last_error, delivered_at, failed_at, body, created_at, updated_at
+RETURNING org_id, id, alert_id, channel_id, status, digest_alert_id, workflow_id, attempts, retry_until, next_attempt_at, last_attempt_at, last_status_code, last_error, delivered_at, failed_at, body, created_at, updated_at, last_classification
 `
 
 type DeliveryInsertParams struct {
@@ -1274,12 +1419,13 @@ func (q *Queries) DeliveryInsert(ctx context.Context, db DBTX, arg DeliveryInser
 		&i.Body,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.LastClassification,
 	)
 	return i, err
 }
 
 const deliveryList = `-- name: DeliveryList :many
-SELECT d.org_id, d.id, d.alert_id, d.channel_id, d.status, d.digest_alert_id, d.workflow_id, d.attempts, d.retry_until, d.next_attempt_at, d.last_attempt_at, d.last_status_code, d.last_error, d.delivered_at, d.failed_at, d.body, d.created_at, d.updated_at, c.type AS channel_type FROM alert_deliveries d
+SELECT d.org_id, d.id, d.alert_id, d.channel_id, d.status, d.digest_alert_id, d.workflow_id, d.attempts, d.retry_until, d.next_attempt_at, d.last_attempt_at, d.last_status_code, d.last_error, d.delivered_at, d.failed_at, d.body, d.created_at, d.updated_at, d.last_classification, c.type AS channel_type FROM alert_deliveries d
 JOIN alert_channels c ON c.id = d.channel_id
 WHERE d.org_id = $1
   AND ($2::text = '' OR d.alert_id = $2)
@@ -1300,25 +1446,26 @@ type DeliveryListParams struct {
 }
 
 type DeliveryListRow struct {
-	OrgID          string
-	ID             string
-	AlertID        string
-	ChannelID      string
-	Status         string
-	DigestAlertID  *string
-	WorkflowID     string
-	Attempts       int32
-	RetryUntil     time.Time
-	NextAttemptAt  *time.Time
-	LastAttemptAt  *time.Time
-	LastStatusCode int32
-	LastError      string
-	DeliveredAt    *time.Time
-	FailedAt       *time.Time
-	Body           []byte
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
-	ChannelType    string
+	OrgID              string
+	ID                 string
+	AlertID            string
+	ChannelID          string
+	Status             string
+	DigestAlertID      *string
+	WorkflowID         string
+	Attempts           int32
+	RetryUntil         time.Time
+	NextAttemptAt      *time.Time
+	LastAttemptAt      *time.Time
+	LastStatusCode     int32
+	LastError          string
+	DeliveredAt        *time.Time
+	FailedAt           *time.Time
+	Body               []byte
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+	LastClassification string
+	ChannelType        string
 }
 
 // Newest first.
@@ -1357,6 +1504,7 @@ func (q *Queries) DeliveryList(ctx context.Context, db DBTX, arg DeliveryListPar
 			&i.Body,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.LastClassification,
 			&i.ChannelType,
 		); err != nil {
 			return nil, err
@@ -1370,7 +1518,7 @@ func (q *Queries) DeliveryList(ctx context.Context, db DBTX, arg DeliveryListPar
 }
 
 const deliveryLock = `-- name: DeliveryLock :one
-SELECT org_id, id, alert_id, channel_id, status, digest_alert_id, workflow_id, attempts, retry_until, next_attempt_at, last_attempt_at, last_status_code, last_error, delivered_at, failed_at, body, created_at, updated_at FROM alert_deliveries WHERE id = $1 FOR UPDATE
+SELECT org_id, id, alert_id, channel_id, status, digest_alert_id, workflow_id, attempts, retry_until, next_attempt_at, last_attempt_at, last_status_code, last_error, delivered_at, failed_at, body, created_at, updated_at, last_classification FROM alert_deliveries WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) DeliveryLock(ctx context.Context, db DBTX, id string) (AlertDelivery, error) {
@@ -1395,6 +1543,7 @@ func (q *Queries) DeliveryLock(ctx context.Context, db DBTX, id string) (AlertDe
 		&i.Body,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.LastClassification,
 	)
 	return i, err
 }
@@ -1403,7 +1552,7 @@ const deliveryRedeliver = `-- name: DeliveryRedeliver :one
 UPDATE alert_deliveries
 SET status = 'pending', retry_until = $1, next_attempt_at = NULL, failed_at = NULL, updated_at = now()
 WHERE org_id = $2 AND id = $3 AND status = 'failed'
-RETURNING org_id, id, alert_id, channel_id, status, digest_alert_id, workflow_id, attempts, retry_until, next_attempt_at, last_attempt_at, last_status_code, last_error, delivered_at, failed_at, body, created_at, updated_at
+RETURNING org_id, id, alert_id, channel_id, status, digest_alert_id, workflow_id, attempts, retry_until, next_attempt_at, last_attempt_at, last_status_code, last_error, delivered_at, failed_at, body, created_at, updated_at, last_classification
 `
 
 type DeliveryRedeliverParams struct {
@@ -1435,6 +1584,7 @@ func (q *Queries) DeliveryRedeliver(ctx context.Context, db DBTX, arg DeliveryRe
 		&i.Body,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.LastClassification,
 	)
 	return i, err
 }

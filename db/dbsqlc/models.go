@@ -65,6 +65,9 @@ type AlertChannel struct {
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
 	DeletedAt           *time.Time
+	UrlEnc              []byte
+	SecretEnc           []byte
+	PrevSecretEnc       []byte
 }
 
 type AlertChannelUsage struct {
@@ -76,36 +79,38 @@ type AlertChannelUsage struct {
 }
 
 type AlertDelivery struct {
-	OrgID          string
-	ID             string
-	AlertID        string
-	ChannelID      string
-	Status         string
-	DigestAlertID  *string
-	WorkflowID     string
-	Attempts       int32
-	RetryUntil     time.Time
-	NextAttemptAt  *time.Time
-	LastAttemptAt  *time.Time
-	LastStatusCode int32
-	LastError      string
-	DeliveredAt    *time.Time
-	FailedAt       *time.Time
-	Body           []byte
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	OrgID              string
+	ID                 string
+	AlertID            string
+	ChannelID          string
+	Status             string
+	DigestAlertID      *string
+	WorkflowID         string
+	Attempts           int32
+	RetryUntil         time.Time
+	NextAttemptAt      *time.Time
+	LastAttemptAt      *time.Time
+	LastStatusCode     int32
+	LastError          string
+	DeliveredAt        *time.Time
+	FailedAt           *time.Time
+	Body               []byte
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+	LastClassification string
 }
 
 type AlertDeliveryAttempt struct {
-	DeliveryID   string
-	Number       int32
-	StartedAt    time.Time
-	FinishedAt   *time.Time
-	Outcome      string
-	StatusCode   int32
-	LatencyMs    int64
-	Error        string
-	RetryAfterMs int64
+	DeliveryID     string
+	Number         int32
+	StartedAt      time.Time
+	FinishedAt     *time.Time
+	Outcome        string
+	StatusCode     int32
+	LatencyMs      int64
+	Error          string
+	RetryAfterMs   int64
+	Classification string
 }
 
 type AlertRoute struct {
@@ -421,6 +426,14 @@ type NotificationRead struct {
 	NotificationID string
 	UserID         string
 	ReadAt         time.Time
+}
+
+type OrgDataKey struct {
+	OrgID       string
+	KekID       string
+	WrappedKey  []byte
+	CreatedAt   time.Time
+	RewrappedAt *time.Time
 }
 
 type Organization struct {

@@ -1,7 +1,8 @@
 -- name: ChannelCreate :one
-INSERT INTO alert_channels (org_id, id, name, type, url, email_to, secret, max_per_hour, max_per_day,
+-- url is the endpoint's display form; the endpoint and the signing secret are sealed.
+INSERT INTO alert_channels (org_id, id, name, type, url, url_enc, email_to, secret_enc, max_per_hour, max_per_day,
                             retry_initial_ms, retry_max_interval_ms, retry_max_age_ms, disable_after_ms)
-VALUES (@org_id, @id, @name, @type, @url, @email_to, @secret, @max_per_hour, @max_per_day,
+VALUES (@org_id, @id, @name, @type, @url, sqlc.narg('url_enc'), @email_to, sqlc.narg('secret_enc'), @max_per_hour, @max_per_day,
         @retry_initial_ms, @retry_max_interval_ms, @retry_max_age_ms, @disable_after_ms)
 RETURNING *;
 
@@ -40,6 +41,7 @@ SELECT * FROM alert_channels WHERE org_id = @org_id AND deleted_at IS NULL ORDER
 UPDATE alert_channels
 SET name                  = coalesce(sqlc.narg('name'), name),
     url                   = coalesce(sqlc.narg('url'), url),
+    url_enc               = coalesce(sqlc.narg('url_enc'), url_enc),
     email_to              = coalesce(sqlc.narg('email_to')::text[], email_to),
     max_per_hour          = coalesce(sqlc.narg('max_per_hour'), max_per_hour),
     max_per_day           = coalesce(sqlc.narg('max_per_day'), max_per_day),
@@ -68,10 +70,28 @@ WHERE org_id = @org_id AND id = @id AND deleted_at IS NULL
 RETURNING *;
 
 -- name: ChannelRotateSecret :one
+-- Both secrets are sealed anew by the caller (each is bound to its own field).
 UPDATE alert_channels
-SET prev_secret = secret, prev_secret_expires_at = @prev_expires_at, secret = @secret, updated_at = now()
+SET secret_enc = @secret_enc, prev_secret_enc = sqlc.narg('prev_secret_enc'), prev_secret_expires_at = @prev_expires_at,
+    secret = '', prev_secret = '', updated_at = now()
 WHERE org_id = @org_id AND id = @id
 RETURNING *;
+
+-- name: ChannelsWithPlaintext :many
+-- Channels written before credentials were sealed, locked (other processes sealing at the
+-- same time skip them).
+SELECT * FROM alert_channels
+WHERE secret <> '' OR prev_secret <> '' OR (type IN ('webhook', 'slack') AND url <> '' AND url_enc IS NULL)
+ORDER BY id
+LIMIT @max
+FOR UPDATE SKIP LOCKED;
+
+-- name: ChannelSeal :exec
+-- Replaces a channel's plaintext credentials by their sealed form.
+UPDATE alert_channels
+SET url = @url, url_enc = coalesce(sqlc.narg('url_enc'), url_enc), secret_enc = coalesce(sqlc.narg('secret_enc'), secret_enc),
+    prev_secret_enc = coalesce(sqlc.narg('prev_secret_enc'), prev_secret_enc), secret = '', prev_secret = ''
+WHERE id = @id;
 
 -- name: ChannelRecordSuccess :exec
 UPDATE alert_channels SET failing_since = NULL, last_success_at = now() WHERE id = @id;
@@ -232,6 +252,7 @@ UPDATE alert_deliveries SET body = @body WHERE id = @id AND body IS NULL;
 -- name: DeliveryFinishAttempt :one
 UPDATE alert_deliveries
 SET status = @status, last_status_code = @last_status_code, last_error = @last_error,
+    last_classification = @last_classification,
     next_attempt_at = sqlc.narg('next_attempt_at'),
     delivered_at = CASE WHEN @status = 'delivered' THEN now() ELSE delivered_at END,
     failed_at = CASE WHEN @status = 'failed' THEN now() ELSE failed_at END,
@@ -258,13 +279,13 @@ INSERT INTO alert_delivery_attempts (delivery_id, number, outcome) VALUES (@deli
 -- name: AttemptFinish :exec
 UPDATE alert_delivery_attempts
 SET outcome = @outcome, finished_at = now(), status_code = @status_code, latency_ms = @latency_ms,
-    error = @error, retry_after_ms = @retry_after_ms
+    error = @error, retry_after_ms = @retry_after_ms, classification = @classification
 WHERE delivery_id = @delivery_id AND number = @number;
 
 -- name: AttemptRecordDone :exec
 -- An attempt that finished the moment it began (in-app notifications).
-INSERT INTO alert_delivery_attempts (delivery_id, number, finished_at, outcome)
-VALUES (@delivery_id, @number, now(), 'delivered');
+INSERT INTO alert_delivery_attempts (delivery_id, number, finished_at, outcome, classification)
+VALUES (@delivery_id, @number, now(), 'delivered', 'ok');
 
 -- name: AttemptsOfDeliveries :many
 SELECT * FROM alert_delivery_attempts

@@ -142,7 +142,7 @@ func TestRaiseIsExactlyOnceUnderConcurrency(t *testing.T) {
 	org := res.Organization.Id
 	for i := range 2 {
 		_, err := dbsqlc.New().ChannelCreate(ctx, pool, dbsqlc.ChannelCreateParams{OrgID: org, ID: ids.New(ids.Channel), Name: "hook " + strconv.Itoa(i),
-			Type: alerts.ChannelWebhook, Url: "http://127.0.0.1:1/", EmailTo: []string{}, Secret: alerts.NewSecret(), RetryInitialMs: 1000,
+			Type: alerts.ChannelWebhook, Url: "http://127.0.0.1:1/", EmailTo: []string{}, RetryInitialMs: 1000,
 			RetryMaxIntervalMs: 1000, RetryMaxAgeMs: 60000, DisableAfterMs: 60000})
 		require.NoError(t, err)
 	}

@@ -3,6 +3,7 @@ package alerts
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -11,8 +12,10 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +24,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/governor-hq/governor/db/dbsqlc"
+	"github.com/governor-hq/governor/internal/envelope"
 	"github.com/governor-hq/governor/internal/events"
+	"github.com/governor-hq/governor/internal/netguard"
 )
 
 // DeliveryTimeout is how long a receiver has to answer: a 2xx within it is success.
@@ -41,10 +46,12 @@ type SMTPConfig struct {
 
 // DeliverOptions are a Deliverer's collaborators.
 type DeliverOptions struct {
-	// HTTPClient sends webhooks and Slack messages (default: one that follows no redirects
-	// and gives up after DeliveryTimeout).
-	HTTPClient *http.Client
-	SMTP       SMTPConfig
+	// Endpoints is where webhooks and Slack messages may go; every connection is checked
+	// by its guard at connect time.
+	Endpoints EndpointPolicy
+	// Keyring opens channels' sealed credentials.
+	Keyring *envelope.Keyring
+	SMTP    SMTPConfig
 	// Timeout overrides DeliveryTimeout (tests).
 	Timeout time.Duration
 }
@@ -52,26 +59,23 @@ type DeliverOptions struct {
 // Deliverer makes delivery attempts: one call, one attempt, recorded before the request
 // goes out and after it comes back.
 type Deliverer struct {
-	pool    *pgxpool.Pool
-	log     *slog.Logger
-	http    *http.Client
-	smtp    SMTPConfig
-	timeout time.Duration
+	pool      *pgxpool.Pool
+	log       *slog.Logger
+	http      *http.Client
+	endpoints EndpointPolicy
+	keyring   *envelope.Keyring
+	smtp      SMTPConfig
+	timeout   time.Duration
 }
 
-// NewDeliverer returns a deliverer.
+// NewDeliverer returns a deliverer. There is no way to give it another HTTP client: every
+// delivery goes through the guarded dialer.
 func NewDeliverer(pool *pgxpool.Pool, log *slog.Logger, o DeliverOptions) *Deliverer {
-	d := &Deliverer{pool: pool, log: log, http: o.HTTPClient, smtp: o.SMTP, timeout: o.Timeout}
+	d := &Deliverer{pool: pool, log: log, endpoints: o.Endpoints, keyring: o.Keyring, smtp: o.SMTP, timeout: o.Timeout}
 	if d.timeout <= 0 {
 		d.timeout = DeliveryTimeout
 	}
-	if d.http == nil {
-		d.http = &http.Client{
-			Timeout: d.timeout,
-			// A redirect is an answer, not a 2xx: a webhook is never re-posted elsewhere.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-	}
+	d.http = o.Endpoints.client(d.timeout)
 	return d
 }
 
@@ -101,6 +105,8 @@ type outcome struct {
 	ok         bool
 	permanent  bool
 	statusCode int32
+	// class is one of the Class constants.
+	class      string
 	err        string
 	retryAfter time.Duration
 	latency    time.Duration
@@ -121,7 +127,7 @@ func (d *Deliverer) Attempt(ctx context.Context, deliveryID string) (AttemptResu
 	if p.channel.Type != ChannelInApp {
 		o = d.send(ctx, p)
 	} else {
-		o = outcome{ok: true}
+		o = outcome{ok: true, class: ClassOK}
 	}
 	if ctx.Err() != nil {
 		// The activity was cancelled (the worker is stopping): leave the attempt in flight;
@@ -161,7 +167,7 @@ func (d *Deliverer) prepare(ctx context.Context, deliveryID string) (prepared, *
 				}
 			}
 			del, err = q.DeliveryFinishAttempt(ctx, tx, dbsqlc.DeliveryFinishAttemptParams{
-				ID: del.ID, Status: StatusFailed, LastStatusCode: del.LastStatusCode, LastError: why,
+				ID: del.ID, Status: StatusFailed, LastStatusCode: del.LastStatusCode, LastError: why, LastClassification: ClassChannelDisabled,
 			})
 			if err != nil {
 				return err
@@ -208,50 +214,77 @@ func (d *Deliverer) send(ctx context.Context, p prepared) outcome {
 	start := time.Now()
 	var o outcome
 	switch p.channel.Type {
-	case ChannelWebhook:
-		o = d.post(ctx, p.channel.Url, p.delivery.Body, webhookHeaders(p.channel, p.delivery.ID, time.Now(), p.delivery.Body))
-	case ChannelSlack:
-		o = d.post(ctx, p.channel.Url, p.delivery.Body, http.Header{"Content-Type": {"application/json"}})
+	case ChannelWebhook, ChannelSlack:
+		creds, err := Open(ctx, d.pool, d.keyring, p.channel)
+		if err != nil {
+			o = credentialsOutcome(err)
+			break
+		}
+		h := http.Header{"Content-Type": {"application/json"}}
+		if p.channel.Type == ChannelWebhook {
+			h = webhookHeaders(creds, p.channel.PrevSecretExpiresAt, p.delivery.ID, time.Now(), p.delivery.Body)
+		}
+		o = d.post(ctx, p.channel.Type, creds.URL, p.delivery.Body, h)
 	case ChannelEmail:
 		o = d.mail(ctx, p.channel.EmailTo, p.delivery.Body)
 	default:
-		o = outcome{permanent: true, err: "unknown channel type " + p.channel.Type}
+		o = outcome{permanent: true, class: ClassConfig, err: "unknown channel type " + p.channel.Type}
 	}
 	o.latency = time.Since(start)
 	return o
 }
 
-func (d *Deliverer) post(ctx context.Context, url string, body []byte, h http.Header) outcome {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+// credentialsOutcome is an attempt that could not open the channel's credentials. A key
+// this process lacks (a KEK rotation under way) is retried, so a process that has it
+// delivers; a ciphertext that does not open (altered, or copied from another row) is not.
+func credentialsOutcome(err error) outcome {
+	o := outcome{class: ClassConfig, err: "cannot open the channel's credentials: " + err.Error()}
+	o.permanent = errors.Is(err, envelope.ErrDecrypt)
+	return o
+}
+
+func (d *Deliverer) post(ctx context.Context, channelType, endpoint string, body []byte, h http.Header) outcome {
+	// The policy may have tightened since the URL was accepted (http no longer allowed).
+	if _, _, err := d.endpoints.checkStatic(channelType, endpoint); err != nil {
+		class := ClassRefusedURL
+		var ee *EndpointError
+		if errors.As(err, &ee) && ee.Address {
+			class = ClassRefusedAddress
+		}
+		return outcome{permanent: true, class: class, err: "endpoint refused: " + err.Error()}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
-		return outcome{permanent: true, err: "bad endpoint URL: " + err.Error()}
+		return outcome{permanent: true, class: ClassRefusedURL, err: "bad endpoint URL"}
 	}
 	req.Header = h
 	req.Header.Set("User-Agent", "Governor-Alerts/1")
 	resp, err := d.http.Do(req)
 	if err != nil {
-		if ctx.Err() == context.DeadlineExceeded {
-			return outcome{err: fmt.Sprintf("no answer within %s", d.timeout)}
-		}
-		return outcome{err: err.Error()}
+		return d.transportOutcome(ctx, err)
 	}
 	defer resp.Body.Close()
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	o := outcome{statusCode: int32(resp.StatusCode)}
+	// The body is never read into anything: what a receiver answers is not ours to keep
+	// (or to show). Draining a little lets the connection be reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	o := outcome{statusCode: int32(resp.StatusCode), err: fmt.Sprintf("HTTP %d", resp.StatusCode)}
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		o.ok = true
-		return o
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
+		o.ok, o.class, o.err = true, ClassOK, ""
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		o.class = ClassHTTP3xx
+		o.err += " (redirects are not followed)"
+	case resp.StatusCode == http.StatusTooManyRequests:
+		o.class = ClassHTTP4xx
 		o.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	case resp.StatusCode >= 400 && resp.StatusCode < 500:
 		// The receiver refused the request itself: sending it again cannot help.
-		o.permanent = true
-	}
-	o.err = fmt.Sprintf("HTTP %d", resp.StatusCode)
-	if s := strings.TrimSpace(string(snippet)); s != "" {
-		o.err += ": " + strings.ToValidUTF8(s, "?")
+		o.class, o.permanent = ClassHTTP4xx, true
+	case resp.StatusCode == http.StatusServiceUnavailable:
+		o.class = ClassHTTP5xx
+		o.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	default:
+		o.class = ClassHTTP5xx
 	}
 	return o
 }
@@ -260,6 +293,42 @@ func (d *Deliverer) post(ctx context.Context, url string, body []byte, h http.He
 // (3 days by default), short enough that a hostile or broken header cannot park a delivery
 // for years or overflow time.Duration.
 const MaxRetryAfter = 7 * 24 * time.Hour
+
+// transportOutcome classifies a request that got no HTTP answer. The URL is left out of
+// the message (a Slack URL is a credential).
+func (d *Deliverer) transportOutcome(ctx context.Context, err error) outcome {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var dnsErr *net.DNSError
+	var netErr net.Error
+	var certErr *tls.CertificateVerificationError
+	var recordErr tls.RecordHeaderError
+	var alertErr tls.AlertError
+	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var invalidCert x509.CertificateInvalidError
+	switch {
+	case errors.Is(err, netguard.ErrRefused):
+		var refused *netguard.RefusedError
+		errors.As(err, &refused)
+		return outcome{permanent: true, class: ClassRefusedAddress, err: refused.Error()}
+	case ctx.Err() == context.DeadlineExceeded || (errors.As(err, &netErr) && netErr.Timeout()):
+		return outcome{class: ClassTimeout, err: fmt.Sprintf("no answer within %s", d.timeout)}
+	case errors.As(err, &dnsErr):
+		return outcome{class: ClassDNS, err: fmt.Sprintf("DNS lookup of %s failed: %s", dnsErr.Name, dnsErr.Err)}
+	case errors.As(err, &certErr), errors.As(err, &recordErr), errors.As(err, &alertErr), errors.As(err, &unknownCA),
+		errors.As(err, &hostErr), errors.As(err, &invalidCert):
+		return outcome{class: ClassTLS, err: "TLS: " + clip(err.Error(), 300)}
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "malformed HTTP") {
+		// The transport quotes what it got; that is the receiver's answer, not ours to keep.
+		msg = "the receiver's answer was not HTTP"
+	}
+	return outcome{class: ClassConnection, err: clip(msg, 300)}
+}
 
 // parseRetryAfter reads a Retry-After header: seconds or an HTTP date (0 if absent or
 // unreadable), between 0 and MaxRetryAfter.
@@ -305,7 +374,8 @@ func (d *Deliverer) finish(ctx context.Context, p prepared, o outcome) (AttemptR
 		}
 		now := time.Now()
 		attempt := dbsqlc.AttemptFinishParams{DeliveryID: del.ID, Number: del.Attempts, StatusCode: o.statusCode,
-			LatencyMs: o.latency.Milliseconds(), Error: clip(o.err, 2000), RetryAfterMs: o.retryAfter.Milliseconds()}
+			LatencyMs: o.latency.Milliseconds(), Error: clip(o.err, 2000), RetryAfterMs: o.retryAfter.Milliseconds(),
+			Classification: o.class}
 		if o.ok {
 			if p.channel.Type == ChannelInApp {
 				if err := notify(ctx, tx, p.alert); err != nil {
@@ -317,7 +387,7 @@ func (d *Deliverer) finish(ctx context.Context, p prepared, o outcome) (AttemptR
 				return err
 			}
 			if _, err := q.DeliveryFinishAttempt(ctx, tx, dbsqlc.DeliveryFinishAttemptParams{ID: del.ID, Status: StatusDelivered,
-				LastStatusCode: o.statusCode}); err != nil {
+				LastStatusCode: o.statusCode, LastClassification: o.class}); err != nil {
 				return err
 			}
 			if err := q.ChannelRecordSuccess(ctx, tx, p.channel.ID); err != nil {
@@ -328,7 +398,8 @@ func (d *Deliverer) finish(ctx context.Context, p prepared, o outcome) (AttemptR
 				OrgID: p.alert.OrgID, Domain: events.DomainAlerts, Type: "alert_delivered", Entity: events.Ref{Type: "alert", ID: p.alert.ID},
 				Related: []events.Ref{{Type: "channel", ID: p.channel.ID}, {Type: "delivery", ID: del.ID}}, CorrelationID: p.alert.EntityID, Actor: Actor,
 				Summary: fmt.Sprintf("Alert delivered to %s (%s) at attempt %d", p.channel.Name, p.channel.Type, del.Attempts),
-				Data:    map[string]any{"attempt": del.Attempts, "status_code": o.statusCode, "latency_ms": o.latency.Milliseconds()},
+				Data: map[string]any{"attempt": del.Attempts, "status_code": o.statusCode, "classification": o.class,
+					"latency_ms": o.latency.Milliseconds()},
 			})
 			return err
 		}
@@ -365,7 +436,7 @@ func (d *Deliverer) finish(ctx context.Context, p prepared, o outcome) (AttemptR
 				return err
 			}
 			if del, err = q.DeliveryFinishAttempt(ctx, tx, dbsqlc.DeliveryFinishAttemptParams{ID: del.ID, Status: StatusFailed,
-				LastStatusCode: o.statusCode, LastError: clip(giveUp, 2000)}); err != nil {
+				LastStatusCode: o.statusCode, LastError: clip(giveUp, 2000), LastClassification: o.class}); err != nil {
 				return err
 			}
 			res.Done, res.Status, res.Error = true, StatusFailed, giveUp
@@ -376,7 +447,7 @@ func (d *Deliverer) finish(ctx context.Context, p prepared, o outcome) (AttemptR
 			return err
 		}
 		if _, err := q.DeliveryFinishAttempt(ctx, tx, dbsqlc.DeliveryFinishAttemptParams{ID: del.ID, Status: StatusPending,
-			LastStatusCode: o.statusCode, LastError: clip(o.err, 2000), NextAttemptAt: &next}); err != nil {
+			LastStatusCode: o.statusCode, LastError: clip(o.err, 2000), LastClassification: o.class, NextAttemptAt: &next}); err != nil {
 			return err
 		}
 		res.Status, res.NextAttemptAt = StatusPending, next
@@ -548,3 +619,22 @@ func smtpCode(err error) int32 {
 	}
 	return 0
 }
+
+// What a delivery attempt ran into, in one word (stored and shown beside its status code
+// and latency; the receiver's response body never is).
+const (
+	ClassOK             = "ok"
+	ClassHTTP3xx        = "http_3xx"
+	ClassHTTP4xx        = "http_4xx"
+	ClassHTTP5xx        = "http_5xx"
+	ClassTimeout        = "timeout"
+	ClassRefusedAddress = "refused_address" // the guard refused the address connected to
+	ClassRefusedURL     = "refused_url"     // the endpoint's URL is not allowed (any more)
+	ClassTLS            = "tls_error"
+	ClassDNS            = "dns_error"
+	ClassConnection     = "connection_error"
+	ClassSMTP           = "smtp_error"
+	ClassConfig         = "config_error" // no SMTP server, credentials that do not open, …
+	// ClassChannelDisabled: no attempt was made, the channel was disabled or deleted.
+	ClassChannelDisabled = "channel_disabled"
+)

@@ -46,27 +46,27 @@ func EmailMessage(a dbsqlc.Alert, from string, to []string, deliveryID string, n
 func (d *Deliverer) mail(ctx context.Context, to []string, msg []byte) outcome {
 	cfg := d.smtp
 	if cfg.Addr == "" {
-		return outcome{err: "no SMTP server is configured (GOVERNOR_SMTP_ADDR)"}
+		return outcome{class: ClassConfig, err: "no SMTP server is configured (GOVERNOR_SMTP_ADDR)"}
 	}
 	if len(to) == 0 {
-		return outcome{permanent: true, err: "the channel has no recipients"}
+		return outcome{permanent: true, class: ClassConfig, err: "the channel has no recipients"}
 	}
 	host, _, err := net.SplitHostPort(cfg.Addr)
 	if err != nil {
-		return outcome{permanent: true, err: "bad SMTP address: " + err.Error()}
+		return outcome{permanent: true, class: ClassConfig, err: "bad SMTP address: " + err.Error()}
 	}
 	var dialer net.Dialer
 	conn, err := dialer.DialContext(ctx, "tcp", cfg.Addr)
 	if err != nil {
-		return outcome{err: err.Error()}
+		return d.transportOutcome(ctx, err)
 	}
 	deadline, _ := ctx.Deadline()
 	_ = conn.SetDeadline(deadline)
 	fail := func(step string, err error) outcome {
 		code := smtpCode(err)
-		o := outcome{statusCode: code, err: fmt.Sprintf("SMTP %s: %v", step, err)}
+		o := outcome{statusCode: code, class: ClassSMTP, err: fmt.Sprintf("SMTP %s: %v", step, err)}
 		if ctx.Err() != nil {
-			o.err = fmt.Sprintf("SMTP %s: no answer within %s", step, d.timeout)
+			o.class, o.err = ClassTimeout, fmt.Sprintf("SMTP %s: no answer within %s", step, d.timeout)
 		}
 		o.permanent = code >= 500
 		return o
@@ -116,5 +116,5 @@ func (d *Deliverer) mail(ctx context.Context, to []string, msg []byte) outcome {
 		return fail("DATA", err)
 	}
 	_ = c.Quit()
-	return outcome{ok: true, statusCode: 250}
+	return outcome{ok: true, class: ClassOK, statusCode: 250}
 }

@@ -103,5 +103,6 @@ func SendTest(ctx context.Context, tx pgx.Tx, orgID, channelID, by string) (dbsq
 	return a, dbsqlc.AlertDelivery{OrgID: d.OrgID, ID: d.ID, AlertID: d.AlertID, ChannelID: d.ChannelID, Status: d.Status,
 		DigestAlertID: d.DigestAlertID, WorkflowID: d.WorkflowID, Attempts: d.Attempts, RetryUntil: d.RetryUntil,
 		NextAttemptAt: d.NextAttemptAt, LastAttemptAt: d.LastAttemptAt, LastStatusCode: d.LastStatusCode, LastError: d.LastError,
-		DeliveredAt: d.DeliveredAt, FailedAt: d.FailedAt, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}, nil
+		DeliveredAt: d.DeliveredAt, FailedAt: d.FailedAt, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+		LastClassification: d.LastClassification}, nil
 }

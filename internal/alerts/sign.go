@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/governor-hq/governor/db/dbsqlc"
 )
 
 // Webhook signing per the Standard Webhooks specification (standardwebhooks.com): each
@@ -46,17 +44,17 @@ func Sign(secret, msgID string, ts time.Time, body []byte) string {
 
 // signingSecrets are the secrets a delivery is signed with now: the current one, and the
 // previous one until it expires.
-func signingSecrets(ch dbsqlc.AlertChannel, now time.Time) []string {
-	out := []string{ch.Secret}
-	if ch.PrevSecret != "" && ch.PrevSecretExpiresAt != nil && ch.PrevSecretExpiresAt.After(now) {
-		out = append(out, ch.PrevSecret)
+func signingSecrets(c Credentials, prevExpiresAt *time.Time, now time.Time) []string {
+	out := []string{c.Secret}
+	if c.PrevSecret != "" && prevExpiresAt != nil && prevExpiresAt.After(now) {
+		out = append(out, c.PrevSecret)
 	}
 	return out
 }
 
-func webhookHeaders(ch dbsqlc.AlertChannel, msgID string, now time.Time, body []byte) http.Header {
+func webhookHeaders(c Credentials, prevExpiresAt *time.Time, msgID string, now time.Time, body []byte) http.Header {
 	var sigs []string
-	for _, s := range signingSecrets(ch, now) {
+	for _, s := range signingSecrets(c, prevExpiresAt, now) {
 		sigs = append(sigs, Sign(s, msgID, now, body))
 	}
 	return http.Header{

@@ -1,18 +1,22 @@
 // Package config is Governor's configuration: one typed struct, read once at start from
 // command-line flags and environment variables (a flag wins over its variable). Every
-// setting is listed in `settings` below and in the README's table; a test keeps the two
-// in step.
+// setting is listed in `settings` below and in the README; a test keeps the two in step.
+// Secrets (the key-encryption key, the SMTP password) come from the environment or a
+// file, never from a flag: command lines are visible to every user of the machine.
 package config
 
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/governor-hq/governor/internal/netguard"
 )
 
 // Config is every setting of every subcommand.
@@ -44,7 +48,19 @@ type Config struct {
 	SMTPAddr     string
 	SMTPFrom     string
 	SMTPUsername string
-	SMTPPassword string
+	// SMTPPassword comes from GOVERNOR_SMTP_PASSWORD or the file GOVERNOR_SMTP_PASSWORD_FILE.
+	SMTPPassword     string
+	SMTPPasswordFile string
+	// AlertAllowCIDRs are internal ranges webhook and Slack channels may reach anyway
+	// (loopback, private, … are refused otherwise); AlertAllowHTTP accepts http:// webhooks.
+	AlertAllowCIDRs []netip.Prefix
+	AlertAllowHTTP  bool
+	// KEK is the key-encryption key (base64 of 32 bytes) from GOVERNOR_KEK, or KEKFile the
+	// file holding it; KEKAcceptFiles hold further KEKs accepted (never used to wrap)
+	// while a rotation is under way.
+	KEK            string
+	KEKFile        string
+	KEKAcceptFiles []string
 	// AnomalySchedule is the cron expression (UTC) of the daily anomaly batch's Temporal
 	// Schedule, or "off"; AnomalyCatchup its catch-up window.
 	AnomalySchedule string
@@ -62,7 +78,8 @@ type Config struct {
 
 // Setting documents one configuration variable.
 type Setting struct {
-	Env     string
+	Env string
+	// Flag is empty for secrets: environment only.
 	Flag    string
 	Default string
 	Help    string
@@ -71,6 +88,29 @@ type Setting struct {
 
 func str(dst func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *dst(c) = v; return nil }
+}
+
+func boolean(dst func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		*dst(c) = b
+		return nil
+	}
+}
+
+func list(dst func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		*dst(c) = nil
+		for _, part := range strings.Split(v, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				*dst(c) = append(*dst(c), part)
+			}
+		}
+		return nil
+	}
 }
 
 func dur(dst func(*Config) *time.Duration) func(*Config, string) error {
@@ -155,15 +195,8 @@ var settings = []Setting{
 		Help:  "How long an admitted run's reservation holds without a heartbeat or completion.",
 		apply: dur(func(c *Config) *time.Duration { return &c.RunLease })},
 	{Env: "GOVERNOR_FAULT_EXIT_AFTER_ADMIT", Flag: "fault-exit-after-admit", Default: "false",
-		Help: "Testing only: the API process exits right after committing an admission, before starting its workflow (to prove the outbox recovers it).",
-		apply: func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("%q is not true or false", v)
-			}
-			c.FaultExitAfterAdmit = b
-			return nil
-		}},
+		Help:  "Testing only: the API process exits right after committing an admission, before starting its workflow (to prove the outbox recovers it).",
+		apply: boolean(func(c *Config) *bool { return &c.FaultExitAfterAdmit })},
 	{Env: "GOVERNOR_SMTP_ADDR", Flag: "smtp-addr", Default: "",
 		Help:  "host:port of the SMTP server email alert channels send through (STARTTLS whenever it offers it). Empty: email deliveries fail and are retried until it is set.",
 		apply: str(func(c *Config) *string { return &c.SMTPAddr })},
@@ -173,9 +206,31 @@ var settings = []Setting{
 	{Env: "GOVERNOR_SMTP_USERNAME", Flag: "smtp-username", Default: "",
 		Help:  "SMTP user (PLAIN authentication, only over TLS); empty: no authentication.",
 		apply: str(func(c *Config) *string { return &c.SMTPUsername })},
-	{Env: "GOVERNOR_SMTP_PASSWORD", Flag: "smtp-password", Default: "",
-		Help:  "SMTP password.",
+	{Env: "GOVERNOR_SMTP_PASSWORD", Flag: "", Default: "",
+		Help:  "SMTP password (environment only, never a flag); or GOVERNOR_SMTP_PASSWORD_FILE.",
 		apply: str(func(c *Config) *string { return &c.SMTPPassword })},
+	{Env: "GOVERNOR_SMTP_PASSWORD_FILE", Flag: "smtp-password-file", Default: "",
+		Help:  "File holding the SMTP password (a trailing newline is ignored); instead of GOVERNOR_SMTP_PASSWORD.",
+		apply: str(func(c *Config) *string { return &c.SMTPPasswordFile })},
+	{Env: "GOVERNOR_ALERT_ALLOW_CIDRS", Flag: "alert-allow-cidrs", Default: "",
+		Help: "Comma-separated CIDRs (or addresses) that webhook and Slack channels may reach although they are loopback, private, link-local, CGNAT or unique-local, e.g. 10.20.0.0/16. Empty: none. `governor dev` allows loopback.",
+		apply: func(c *Config, v string) error {
+			p, err := netguard.ParseAllowlist(v)
+			c.AlertAllowCIDRs = p
+			return err
+		}},
+	{Env: "GOVERNOR_ALERT_ALLOW_HTTP", Flag: "alert-allow-http", Default: "false",
+		Help:  "Accept plain http:// webhook URLs (https only otherwise; Slack is always https). `governor dev` allows them.",
+		apply: boolean(func(c *Config) *bool { return &c.AlertAllowHTTP })},
+	{Env: "GOVERNOR_KEK", Flag: "", Default: "",
+		Help:  "Key-encryption key of the secrets at rest: base64 of 32 random bytes (`openssl rand -base64 32`). Environment only, never a flag; or GOVERNOR_KEK_FILE. `api` and `worker` refuse to start without one.",
+		apply: str(func(c *Config) *string { return &c.KEK })},
+	{Env: "GOVERNOR_KEK_FILE", Flag: "kek-file", Default: "",
+		Help:  "File holding the key-encryption key (base64), instead of GOVERNOR_KEK. `governor dev` makes <data dir>/kek on first start.",
+		apply: str(func(c *Config) *string { return &c.KEKFile })},
+	{Env: "GOVERNOR_KEK_ACCEPT_FILES", Flag: "kek-accept-files", Default: "",
+		Help:  "Comma-separated files of further key-encryption keys accepted for unwrapping (never for wrapping) while a rotation is under way (`governor admin rotate-kek`).",
+		apply: list(func(c *Config) *[]string { return &c.KEKAcceptFiles })},
 	{Env: "GOVERNOR_ANOMALY_SCHEDULE", Flag: "anomaly-schedule", Default: "15 0 * * *",
 		Help:  "Cron expression (UTC) of the Temporal Schedule that starts the daily anomaly batch (the worker creates or updates it at start); `off` for none.",
 		apply: str(func(c *Config) *string { return &c.AnomalySchedule })},
@@ -211,6 +266,9 @@ func Settings() []Setting { return settings }
 // Register adds a flag for every setting to fs.
 func Register(fs *pflag.FlagSet) {
 	for _, s := range settings {
+		if s.Flag == "" {
+			continue
+		}
 		// pflag reads a back-quoted word in a usage string as the value's name: drop them.
 		help := strings.ReplaceAll(s.Help, "`", "")
 		fs.String(s.Flag, "", fmt.Sprintf("%s (env %s, default %q)", help, s.Env, s.Default))
@@ -227,19 +285,45 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 		if !ok {
 			v = s.Default
 		}
-		if fs != nil {
+		if fs != nil && s.Flag != "" {
 			if f := fs.Lookup(s.Flag); f != nil && f.Changed {
 				v = f.Value.String()
 			}
 		}
 		if err := s.apply(&c, v); err != nil {
-			problems = append(problems, fmt.Sprintf("%s / --%s: %v", s.Env, s.Flag, err))
+			name := s.Env
+			if s.Flag != "" {
+				name += " / --" + s.Flag
+			}
+			problems = append(problems, fmt.Sprintf("%s: %v", name, err))
 		}
+	}
+	if err := c.readSecretFiles(); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if c.KEK != "" && c.KEKFile != "" {
+		problems = append(problems, "GOVERNOR_KEK and GOVERNOR_KEK_FILE / --kek-file: set one, not both")
 	}
 	if len(problems) > 0 {
 		return c, fmt.Errorf("configuration: %s", strings.Join(problems, "; "))
 	}
 	return c, nil
+}
+
+// readSecretFiles reads secrets given as files.
+func (c *Config) readSecretFiles() error {
+	if c.SMTPPasswordFile == "" {
+		return nil
+	}
+	if c.SMTPPassword != "" {
+		return fmt.Errorf("GOVERNOR_SMTP_PASSWORD and GOVERNOR_SMTP_PASSWORD_FILE / --smtp-password-file: set one, not both")
+	}
+	b, err := os.ReadFile(c.SMTPPasswordFile)
+	if err != nil {
+		return fmt.Errorf("GOVERNOR_SMTP_PASSWORD_FILE / --smtp-password-file: %v", err)
+	}
+	c.SMTPPassword = strings.TrimRight(string(b), "\r\n")
+	return nil
 }
 
 // Logger builds the process's structured logger.

@@ -263,3 +263,28 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("ENTRYPOINT %q does not run the governor binary", entrypoint)
 	}
 }
+
+// The API and the worker refuse to start without a key-encryption key: compose hands them
+// one as a secret file, never as a variable in this file.
+func TestComposeKeyEncryptionKey(t *testing.T) {
+	p := loadCompose(t)
+	for _, name := range []string{"governor-api", "governor-worker"} {
+		s := service(t, p, name)
+		if f := env(t, s, "GOVERNOR_KEK_FILE"); f != "/run/secrets/governor_kek" {
+			t.Errorf("%s: GOVERNOR_KEK_FILE %q, want /run/secrets/governor_kek", name, f)
+		}
+		if _, ok := s.Environment["GOVERNOR_KEK"]; ok {
+			t.Errorf("%s: GOVERNOR_KEK is in docker-compose.yml; the key belongs in a secret file", name)
+		}
+		found := false
+		for _, sec := range s.Secrets {
+			found = found || sec.Source == "governor_kek"
+		}
+		if !found {
+			t.Errorf("%s does not mount the governor_kek secret", name)
+		}
+	}
+	if sec, ok := p.Secrets["governor_kek"]; !ok || sec.File == "" {
+		t.Errorf("no governor_kek secret from a file (secrets %+v)", p.Secrets)
+	}
+}

@@ -404,7 +404,9 @@ type Channel struct {
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	Type  ChannelType            `protobuf:"varint,3,opt,name=type,proto3,enum=governor.v1.ChannelType" json:"type,omitempty"`
-	// Webhook: the endpoint. Slack: the incoming-webhook URL with its secret part masked.
+	// The endpoint as stored in the clear: a webhook's without its user info and query
+	// ("?****"), Slack's incoming-webhook URL with its secret path segment masked. The
+	// endpoint itself is encrypted at rest and never shown.
 	Url string `protobuf:"bytes,4,opt,name=url,proto3" json:"url,omitempty"`
 	// Email: the recipients.
 	EmailTo []string `protobuf:"bytes,5,rep,name=email_to,json=emailTo,proto3" json:"email_to,omitempty"`
@@ -584,7 +586,11 @@ type CreateChannelRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Type  ChannelType            `protobuf:"varint,2,opt,name=type,proto3,enum=governor.v1.ChannelType" json:"type,omitempty"`
-	// Webhook and Slack: the URL (http or https).
+	// Webhook and Slack: the URL. https (http only where the operator allows it,
+	// GOVERNOR_ALERT_ALLOW_HTTP); Slack only on hooks.slack.com. Hosts that are or resolve
+	// to loopback, private, link-local (cloud metadata), CGNAT, unique-local or other
+	// internal addresses are refused unless the operator allowlists them
+	// (GOVERNOR_ALERT_ALLOW_CIDRS); deliveries check the address again when they connect.
 	Url string `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
 	// Email: 1 to 20 recipients.
 	EmailTo    []string `protobuf:"bytes,4,rep,name=email_to,json=emailTo,proto3" json:"email_to,omitempty"`
@@ -933,7 +939,8 @@ type UpdateChannelRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Name  *string                `protobuf:"bytes,2,opt,name=name,proto3,oneof" json:"name,omitempty"`
-	Url   *string                `protobuf:"bytes,3,opt,name=url,proto3,oneof" json:"url,omitempty"`
+	// Same rules as CreateChannelRequest.url.
+	Url *string `protobuf:"bytes,3,opt,name=url,proto3,oneof" json:"url,omitempty"`
 	// Replaces the recipients when set_email_to is true.
 	EmailTo    []string `protobuf:"bytes,4,rep,name=email_to,json=emailTo,proto3" json:"email_to,omitempty"`
 	SetEmailTo bool     `protobuf:"varint,5,opt,name=set_email_to,json=setEmailTo,proto3" json:"set_email_to,omitempty"`
@@ -2058,13 +2065,20 @@ type DeliveryAttempt struct {
 	StartTime  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	FinishTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=finish_time,json=finishTime,proto3" json:"finish_time,omitempty"`
 	// HTTP status (webhook, Slack) or SMTP reply code (email); 0 when there was none.
-	StatusCode int32  `protobuf:"varint,5,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
-	LatencyMs  int64  `protobuf:"varint,6,opt,name=latency_ms,json=latencyMs,proto3" json:"latency_ms,omitempty"`
-	Error      string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	StatusCode int32 `protobuf:"varint,5,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	LatencyMs  int64 `protobuf:"varint,6,opt,name=latency_ms,json=latencyMs,proto3" json:"latency_ms,omitempty"`
+	// What went wrong, in a sentence of Governor's (e.g. "HTTP 503", "refused to connect to
+	// 127.0.0.1: a loopback address"). The receiver's response body is never stored.
+	Error string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
 	// The Retry-After the receiver asked for, if any.
-	RetryAfter    *durationpb.Duration `protobuf:"bytes,8,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RetryAfter *durationpb.Duration `protobuf:"bytes,8,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
+	// What the attempt ran into, in one word: ok, http_3xx, http_4xx, http_5xx, timeout,
+	// refused_address (the address connected to is not allowed), refused_url (the URL is not
+	// allowed any more), tls_error, dns_error, connection_error, smtp_error, config_error;
+	// empty while in flight or when abandoned.
+	Classification string `protobuf:"bytes,9,opt,name=classification,proto3" json:"classification,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *DeliveryAttempt) Reset() {
@@ -2153,6 +2167,13 @@ func (x *DeliveryAttempt) GetRetryAfter() *durationpb.Duration {
 	return nil
 }
 
+func (x *DeliveryAttempt) GetClassification() string {
+	if x != nil {
+		return x.Classification
+	}
+	return ""
+}
+
 type Delivery struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -2177,8 +2198,11 @@ type Delivery struct {
 	DigestAlertId string                 `protobuf:"bytes,16,opt,name=digest_alert_id,json=digestAlertId,proto3" json:"digest_alert_id,omitempty"`
 	Attempts      []*DeliveryAttempt     `protobuf:"bytes,17,rep,name=attempts,proto3" json:"attempts,omitempty"`
 	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The last attempt's classification (see DeliveryAttempt.classification), or
+	// channel_disabled when the delivery gave up because its channel was disabled or deleted.
+	LastClassification string `protobuf:"bytes,19,opt,name=last_classification,json=lastClassification,proto3" json:"last_classification,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Delivery) Reset() {
@@ -2335,6 +2359,13 @@ func (x *Delivery) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+func (x *Delivery) GetLastClassification() string {
+	if x != nil {
+		return x.LastClassification
+	}
+	return ""
 }
 
 type ListAlertsRequest struct {
@@ -3401,7 +3432,7 @@ const file_governor_v1_alerts_proto_rawDesc = "" +
 	"createTime\x12!\n" +
 	"\fdigest_count\x18\v \x01(\x05R\vdigestCount\x12\x1f\n" +
 	"\vdigest_open\x18\f \x01(\bR\n" +
-	"digestOpen\"\xea\x02\n" +
+	"digestOpen\"\x92\x03\n" +
 	"\x0fDeliveryAttempt\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\x05R\x06number\x125\n" +
 	"\aoutcome\x18\x02 \x01(\x0e2\x1b.governor.v1.AttemptOutcomeR\aoutcome\x129\n" +
@@ -3415,7 +3446,8 @@ const file_governor_v1_alerts_proto_rawDesc = "" +
 	"latency_ms\x18\x06 \x01(\x03R\tlatencyMs\x12\x14\n" +
 	"\x05error\x18\a \x01(\tR\x05error\x12:\n" +
 	"\vretry_after\x18\b \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"retryAfter\"\xd8\x06\n" +
+	"retryAfter\x12&\n" +
+	"\x0eclassification\x18\t \x01(\tR\x0eclassification\"\x89\a\n" +
 	"\bDelivery\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\balert_id\x18\x02 \x01(\tR\aalertId\x12\x1d\n" +
@@ -3441,7 +3473,8 @@ const file_governor_v1_alerts_proto_rawDesc = "" +
 	"\x0fdigest_alert_id\x18\x10 \x01(\tR\rdigestAlertId\x128\n" +
 	"\battempts\x18\x11 \x03(\v2\x1c.governor.v1.DeliveryAttemptR\battempts\x12;\n" +
 	"\vcreate_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x9b\x02\n" +
+	"createTime\x12/\n" +
+	"\x13last_classification\x18\x13 \x01(\tR\x12lastClassification\"\x9b\x02\n" +
 	"\x11ListAlertsRequest\x12?\n" +
 	"\x05kinds\x18\x01 \x03(\x0e2\x16.governor.v1.AlertKindB\x11\xbaH\x0e\x92\x01\v\x10\n" +
 	"\"\a\x82\x01\x04\x10\x01 \x00R\x05kinds\x12M\n" +
