@@ -3,9 +3,11 @@ package api
 import (
 	"context"
 	"errors"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/governor-hq/governor/db/dbsqlc"
 	v1 "github.com/governor-hq/governor/gen/governor/v1"
@@ -295,6 +297,13 @@ func runsError(err error) error {
 		return connect.NewError(connect.CodeAlreadyExists, err)
 	case errors.Is(err, runs.ErrConflictingReport):
 		return connect.NewError(connect.CodeAlreadyExists, err)
+	case errors.Is(err, runs.ErrCountersBusy):
+		cerr := connect.NewError(connect.CodeUnavailable, err)
+		if d, derr := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)}); derr == nil {
+			cerr.AddDetail(d)
+		}
+		cerr.Meta().Set("Retry-After", "1")
+		return cerr
 	case errors.Is(err, runs.ErrRunNotActive), errors.Is(err, runs.ErrNotDeadLettered):
 		return failedPrecondition("%v", err)
 	}

@@ -49,6 +49,10 @@ type Options struct {
 	Keyring *envelope.Keyring
 	// AlertEndpoints is where webhook and Slack channels may point.
 	AlertEndpoints alerts.EndpointPolicy
+	// AdmitTimeout and AdmitLockTimeout bound each admission batch and its wait for
+	// counter locks (defaults 5 s and 2 s).
+	AdmitTimeout     time.Duration
+	AdmitLockTimeout time.Duration
 }
 
 // Server holds the API's dependencies. Handlers are methods of small private types that
@@ -91,6 +95,7 @@ func New(pool *pgxpool.Pool, log *slog.Logger, opts Options) *Server {
 	}
 	s.admitter = runs.NewAdmitter(pool, log, runs.AdmitterOptions{
 		DefaultLease: opts.RunLease, Committed: s.wakeRelay, AfterCommit: opts.AfterAdmitCommit,
+		Timeout: opts.AdmitTimeout, LockTimeout: opts.AdmitLockTimeout,
 	})
 	return s
 }

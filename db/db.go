@@ -26,11 +26,40 @@ func NotFound(err error) error {
 	return err
 }
 
-// Open connects a pool and checks the server answers.
+// Timeouts are the PostgreSQL session limits of a service's connections, so that one
+// stuck statement, lock wait or forgotten transaction cannot hold a connection (and the
+// rows it locked) forever. Zero leaves a limit off.
+type Timeouts struct {
+	// Statement bounds any one statement (statement_timeout).
+	Statement time.Duration
+	// Lock bounds a wait for a row or table lock (lock_timeout).
+	Lock time.Duration
+	// IdleInTransaction ends a session that sits in an open transaction doing nothing
+	// (idle_in_transaction_session_timeout).
+	IdleInTransaction time.Duration
+}
+
+// DefaultTimeouts are the service defaults (GOVERNOR_DB_*_TIMEOUT).
+var DefaultTimeouts = Timeouts{Statement: time.Minute, Lock: 10 * time.Second, IdleInTransaction: time.Minute}
+
+// Open connects a pool without session timeouts (migrations, operator commands and
+// benchmarks may run long statements) and checks the server answers.
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	return OpenWith(ctx, url, Timeouts{})
+}
+
+// OpenWith connects a pool whose sessions have the given timeouts.
+func OpenWith(ctx context.Context, url string, t Timeouts) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("database url: %w", err)
+	}
+	for name, d := range map[string]time.Duration{
+		"statement_timeout": t.Statement, "lock_timeout": t.Lock, "idle_in_transaction_session_timeout": t.IdleInTransaction,
+	} {
+		if d > 0 {
+			cfg.ConnConfig.RuntimeParams[name] = fmt.Sprint(d.Milliseconds())
+		}
 	}
 	cfg.MaxConnIdleTime = 5 * time.Minute
 	// pgxpool's default (the CPU count, at least 4) starves a server with many concurrent
@@ -86,4 +115,15 @@ func Permanent(err error) bool {
 		return true
 	}
 	return false
+}
+
+// Busy reports whether err means a statement gave up waiting: a lock wait past
+// lock_timeout (55P03), a statement past statement_timeout or cancelled by its context's
+// deadline (57014), or the deadline itself.
+func Busy(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "55P03" || pgErr.Code == "57014")
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/client"
@@ -16,6 +17,7 @@ import (
 	"github.com/governor-hq/governor/internal/alerts"
 	"github.com/governor-hq/governor/internal/incidents"
 	"github.com/governor-hq/governor/internal/outbox"
+	"github.com/governor-hq/governor/internal/retention"
 	"github.com/governor-hq/governor/internal/runs"
 	"github.com/governor-hq/governor/workflows"
 )
@@ -32,6 +34,9 @@ type Deps struct {
 	SettleHooks []runs.SettleHook
 	// Alerts are the alert channels' delivery settings (SMTP server, HTTP client).
 	Alerts alerts.DeliverOptions
+	// Retention is how long records are kept; HousekeepingEvery how often a pass runs.
+	Retention         retention.Periods
+	HousekeepingEvery time.Duration
 	// AnomalySchedule is the daily anomaly batch's schedule, created or updated at start
 	// (Cron empty or "off": none, e.g. for tests and benchmarks on a shared server).
 	AnomalySchedule workflows.AnomalyScheduleOptions
@@ -65,7 +70,7 @@ func Run(ctx context.Context, d Deps) error {
 	relay := outbox.New(d.Pool, d.Client, d.TaskQueue, d.Log)
 	var bg sync.WaitGroup
 	bg.Go(func() { relay.Run(ctx) })
-	bg.Go(func() { housekeep(ctx, d.Pool, d.Log) })
+	bg.Go(func() { housekeep(ctx, d.Pool, d.Log, d.Retention, d.HousekeepingEvery) })
 	<-ctx.Done()
 	bg.Wait()
 	w.Stop()

@@ -117,15 +117,15 @@ func runDev(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 
-	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	applied, err := migrateUp(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	pool, err := db.OpenWith(ctx, cfg.DatabaseURL, dbTimeouts(cfg))
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	applied, err := db.MigrateUp(ctx, pool)
-	if err != nil {
-		return err
-	}
 	if len(applied) > 0 {
 		log.Info("migrated", "applied", applied)
 	}
@@ -228,4 +228,15 @@ Its exit status is the command's.`,
 	}
 	cmd.Flags().BoolVar(&memory, "temporal-memory", false, "run the Temporal dev server in memory and without its UI")
 	return cmd
+}
+
+// migrateUp applies pending migrations on a connection without session timeouts (a
+// migration may run long statements).
+func migrateUp(ctx context.Context, url string) ([]int, error) {
+	pool, err := db.Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	return db.MigrateUp(ctx, pool)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/governor-hq/governor/internal/alerts"
 	"github.com/governor-hq/governor/internal/config"
 	"github.com/governor-hq/governor/internal/envelope"
+	"github.com/governor-hq/governor/internal/retention"
 	"github.com/governor-hq/governor/workers"
 	"github.com/governor-hq/governor/workflows"
 )
@@ -80,7 +81,7 @@ func openCurrent(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) 
 	if cfg.DatabaseURL == "" {
 		return nil, fmt.Errorf("DATABASE_URL (or --database-url) is required")
 	}
-	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	pool, err := db.OpenWith(ctx, cfg.DatabaseURL, dbTimeouts(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +97,11 @@ func openCurrent(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) 
 		}
 	}
 	return pool, nil
+}
+
+// dbTimeouts are the session timeouts of a service process's connections.
+func dbTimeouts(cfg config.Config) db.Timeouts {
+	return db.Timeouts{Statement: cfg.DBStatementTimeout, Lock: cfg.DBLockTimeout, IdleInTransaction: cfg.DBIdleInTxTimeout}
 }
 
 // sealPlaintext seals alert channels written before credentials were encrypted at rest
@@ -118,6 +124,7 @@ func serveAPI(ctx context.Context, cfg config.Config, kr *envelope.Keyring, pool
 	}
 	defer tc.Close()
 	opts := api.Options{IdempotencyTTL: cfg.IdempotencyTTL, RunLease: cfg.RunLease, Temporal: tc, TaskQueue: cfg.TaskQueue,
+		AdmitTimeout: cfg.AdmitTimeout, AdmitLockTimeout: cfg.AdmitLockTimeout,
 		Limits: api.Limits{MaxRequestBytes: cfg.MaxRequestBytes, ReadTimeout: cfg.RequestReadTimeout, IdleTimeout: cfg.IdleTimeout,
 			MaxStreamsPerKey: cfg.MaxStreamsPerKey, MaxStreamsPerOrg: cfg.MaxStreamsPerOrg, RatePerIP: cfg.RatePerIP, RatePerKey: cfg.RatePerKey},
 		Keyring: kr, AlertEndpoints: alertEndpoints(cfg)}
@@ -163,7 +170,10 @@ func runWorker(ctx context.Context, cfg config.Config, kr *envelope.Keyring, poo
 	return workers.Run(ctx, workers.Deps{Client: c, Pool: pool, Log: log, TaskQueue: cfg.TaskQueue, Namespace: cfg.TemporalNamespace,
 		Alerts: alerts.DeliverOptions{Endpoints: alertEndpoints(cfg), Keyring: kr,
 			SMTP: alerts.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword}},
-		AnomalySchedule: workflows.AnomalyScheduleOptions{Cron: cfg.AnomalySchedule, Catchup: cfg.AnomalyCatchup}})
+		AnomalySchedule:   workflows.AnomalyScheduleOptions{Cron: cfg.AnomalySchedule, Catchup: cfg.AnomalyCatchup},
+		HousekeepingEvery: cfg.HousekeepingEvery,
+		Retention: retention.Periods{Events: cfg.RetainEvents, Reservations: cfg.RetainReservations,
+			ShortCounters: cfg.RetainShortCounters, Counters: cfg.RetainCounters, Alerts: cfg.RetainAlerts}})
 }
 
 // runAll runs the API and the worker in one process until ctx ends or one fails.

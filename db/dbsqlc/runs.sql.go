@@ -1293,3 +1293,14 @@ func (q *Queries) SpendByKeys(ctx context.Context, db DBTX, arg SpendByKeysParam
 	}
 	return items, nil
 }
+
+const txSetLockTimeout = `-- name: TxSetLockTimeout :exec
+SELECT set_config('lock_timeout', $1::text, true)
+`
+
+// Bounds this transaction's lock waits (SET LOCAL lock_timeout), e.g. an admission
+// batch's wait for counters another transaction holds.
+func (q *Queries) TxSetLockTimeout(ctx context.Context, db DBTX, timeout string) error {
+	_, err := db.Exec(ctx, txSetLockTimeout, timeout)
+	return err
+}

@@ -227,3 +227,8 @@ SELECT api_key_id, least(coalesce(sum(cost_micros), 0), 4000000000000000000)::bi
 FROM cost_records
 WHERE org_id = @org_id AND api_key_id = ANY (@api_key_ids::text[]) AND recorded_at >= @since
 GROUP BY api_key_id;
+
+-- name: TxSetLockTimeout :exec
+-- Bounds this transaction's lock waits (SET LOCAL lock_timeout), e.g. an admission
+-- batch's wait for counters another transaction holds.
+SELECT set_config('lock_timeout', @timeout::text, true);

@@ -74,6 +74,20 @@ type Config struct {
 	// RatePerIP and RatePerKey are requests per second (0: no limit).
 	RatePerIP  float64
 	RatePerKey float64
+	// Database session timeouts of the service processes (see db.Timeouts).
+	DBStatementTimeout time.Duration
+	DBLockTimeout      time.Duration
+	DBIdleInTxTimeout  time.Duration
+	// AdmitTimeout bounds an admission batch; AdmitLockTimeout its wait for counter locks.
+	AdmitTimeout     time.Duration
+	AdmitLockTimeout time.Duration
+	// Retention periods of the housekeeping pass (see internal/retention).
+	HousekeepingEvery   time.Duration
+	RetainEvents        time.Duration
+	RetainReservations  time.Duration
+	RetainShortCounters time.Duration
+	RetainCounters      time.Duration
+	RetainAlerts        time.Duration
 }
 
 // Setting documents one configuration variable.
@@ -121,6 +135,21 @@ func dur(dst func(*Config) *time.Duration) func(*Config, string) error {
 		}
 		*dst(c) = d
 		return nil
+	}
+}
+
+// period reads a positive duration, also in whole days ("400d").
+func period(dst func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if n, ok := strings.CutSuffix(v, "d"); ok {
+			days, err := strconv.Atoi(n)
+			if err != nil || days <= 0 || days > 100*365 {
+				return fmt.Errorf("%q is not a number of days like 30d", v)
+			}
+			*dst(c) = time.Duration(days) * 24 * time.Hour
+			return nil
+		}
+		return dur(dst)(c, v)
 	}
 }
 
@@ -258,6 +287,39 @@ var settings = []Setting{
 	{Env: "GOVERNOR_RATE_PER_KEY", Flag: "rate-per-key", Default: "1000/s",
 		Help:  "Default request rate of an API key without its own requests_per_minute, on each API process: e.g. 1000/s, 600/m, or off.",
 		apply: rate(func(c *Config) *float64 { return &c.RatePerKey })},
+	{Env: "GOVERNOR_DB_STATEMENT_TIMEOUT", Flag: "db-statement-timeout", Default: "1m",
+		Help:  "PostgreSQL statement_timeout of the API's and worker's connections.",
+		apply: dur(func(c *Config) *time.Duration { return &c.DBStatementTimeout })},
+	{Env: "GOVERNOR_DB_LOCK_TIMEOUT", Flag: "db-lock-timeout", Default: "10s",
+		Help:  "PostgreSQL lock_timeout of the API's and worker's connections (admission uses its own, shorter one).",
+		apply: dur(func(c *Config) *time.Duration { return &c.DBLockTimeout })},
+	{Env: "GOVERNOR_DB_IDLE_IN_TRANSACTION_TIMEOUT", Flag: "db-idle-in-transaction-timeout", Default: "1m",
+		Help:  "PostgreSQL idle_in_transaction_session_timeout of the API's and worker's connections.",
+		apply: dur(func(c *Config) *time.Duration { return &c.DBIdleInTxTimeout })},
+	{Env: "GOVERNOR_ADMIT_TIMEOUT", Flag: "admit-timeout", Default: "5s",
+		Help:  "Deadline of one admission batch (its transaction, reads and writes).",
+		apply: dur(func(c *Config) *time.Duration { return &c.AdmitTimeout })},
+	{Env: "GOVERNOR_ADMIT_LOCK_TIMEOUT", Flag: "admit-lock-timeout", Default: "2s",
+		Help:  "How long an admission batch waits for limit counters another transaction holds; past it the organization's admissions fail with Unavailable (retry), others go on.",
+		apply: dur(func(c *Config) *time.Duration { return &c.AdmitLockTimeout })},
+	{Env: "GOVERNOR_HOUSEKEEPING_INTERVAL", Flag: "housekeeping-interval", Default: "10m",
+		Help:  "How often a worker deletes records past their retention (in batches of 5,000 rows).",
+		apply: dur(func(c *Config) *time.Duration { return &c.HousekeepingEvery })},
+	{Env: "GOVERNOR_RETAIN_EVENTS", Flag: "retain-events", Default: "400d",
+		Help:  "How long timeline events (domain_events) are kept. The audit ledger is never deleted.",
+		apply: period(func(c *Config) *time.Duration { return &c.RetainEvents })},
+	{Env: "GOVERNOR_RETAIN_RESERVATIONS", Flag: "retain-reservations", Default: "35d",
+		Help:  "How long a settled run's released reservations are kept: the late-report window, in which a completion reported after its lease expired is still charged to its limit counters (longer than any window, a month).",
+		apply: period(func(c *Config) *time.Duration { return &c.RetainReservations })},
+	{Env: "GOVERNOR_RETAIN_SHORT_COUNTERS", Flag: "retain-short-counters", Default: "8d",
+		Help:  "How long the usage counters of minute and hour windows are kept after their window (anomaly detection reads a week back).",
+		apply: period(func(c *Config) *time.Duration { return &c.RetainShortCounters })},
+	{Env: "GOVERNOR_RETAIN_COUNTERS", Flag: "retain-counters", Default: "400d",
+		Help:  "How long the usage counters of day, week and month windows are kept.",
+		apply: period(func(c *Config) *time.Duration { return &c.RetainCounters })},
+	{Env: "GOVERNOR_RETAIN_ALERTS", Flag: "retain-alerts", Default: "180d",
+		Help:  "How long alerts, their deliveries and attempts and their in-app notifications are kept once delivered or given up (alerts of anomalies are kept with them).",
+		apply: period(func(c *Config) *time.Duration { return &c.RetainAlerts })},
 }
 
 // Settings lists every configuration variable, for documentation.

@@ -3,6 +3,7 @@ package runs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -66,6 +67,12 @@ type Admitter struct {
 	// fault injection for tests that kill the process between decision and workflow start.
 	afterCommit func()
 	now         func() time.Time
+	timeout     time.Duration
+	lockTimeout time.Duration
+	// Organizations whose counters timed out, until when they are sidelined.
+	busyMu sync.Mutex
+	busy   map[string]time.Time
+	side   chan struct{}
 }
 
 type pendingAdmit struct {
@@ -92,6 +99,10 @@ type AdmitterOptions struct {
 	Committed func()
 	// AfterCommit is a fault-injection hook (see Admitter).
 	AfterCommit func()
+	// Timeout is the deadline of one batch (default 5 s); LockTimeout bounds its wait for
+	// counter locks another transaction holds (default 2 s).
+	Timeout     time.Duration
+	LockTimeout time.Duration
 }
 
 // NewAdmitter returns an admitter; Run must be running for Admit to make progress.
@@ -105,10 +116,17 @@ func NewAdmitter(pool *pgxpool.Pool, log *slog.Logger, o AdmitterOptions) *Admit
 	if o.Parallel <= 0 {
 		o.Parallel = 1
 	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = 2 * time.Second
+	}
 	return &Admitter{
 		pool: pool, log: log, lease: o.DefaultLease, maxBatch: o.MaxBatch, parallel: o.Parallel,
 		queue: make(chan *pendingAdmit, 4*o.MaxBatch), committed: o.Committed, afterCommit: o.AfterCommit,
-		now: time.Now,
+		now: time.Now, timeout: o.Timeout, lockTimeout: o.LockTimeout,
+		busy: map[string]time.Time{}, side: make(chan struct{}, maxSideline),
 	}
 }
 
@@ -225,8 +243,60 @@ func (a *Admitter) loop(ctx context.Context) {
 		// Two requests with one client_run_id cannot be decided in one batch (the second
 		// must see the first's run): later ones wait for the next batch.
 		batch, carry = splitDuplicates(batch)
-		a.decide(ctx, batch)
+		batch = a.sideline(ctx, batch)
+		if len(batch) > 0 {
+			a.decide(ctx, batch)
+		}
 	}
+}
+
+// busyFor is how long an organization whose counters timed out is decided beside the
+// main batches, so that its stuck rows cannot hold up everyone else's admissions.
+const busyFor = 10 * time.Second
+
+// maxSideline bounds how many sidelined decisions run at once; past it, a busy
+// organization's admissions fail at once rather than queue behind its stuck rows.
+const maxSideline = 4
+
+// sideline takes the requests of organizations whose counters recently timed out out of
+// the batch and decides them in their own transactions, concurrently with the main
+// batch; it returns the rest.
+func (a *Admitter) sideline(ctx context.Context, batch []*pendingAdmit) []*pendingAdmit {
+	now := time.Now()
+	a.busyMu.Lock()
+	var rest []*pendingAdmit
+	side := map[string][]*pendingAdmit{}
+	for _, p := range batch {
+		org := p.req.Caller.OrgID
+		if until, ok := a.busy[org]; ok && now.Before(until) {
+			side[org] = append(side[org], p)
+			continue
+		} else if ok {
+			delete(a.busy, org)
+		}
+		rest = append(rest, p)
+	}
+	a.busyMu.Unlock()
+	for _, group := range side {
+		select {
+		case a.side <- struct{}{}:
+			go func() {
+				defer func() { <-a.side }()
+				a.decide(ctx, group)
+			}()
+		default:
+			for _, p := range group {
+				p.done <- admitOutcome{err: fmt.Errorf("%w (it timed out moments ago); retry", ErrCountersBusy)}
+			}
+		}
+	}
+	return rest
+}
+
+func (a *Admitter) markBusy(org string) {
+	a.busyMu.Lock()
+	a.busy[org] = time.Now().Add(busyFor)
+	a.busyMu.Unlock()
 }
 
 func splitDuplicates(batch []*pendingAdmit) (now, later []*pendingAdmit) {
@@ -245,10 +315,33 @@ func splitDuplicates(batch []*pendingAdmit) (now, later []*pendingAdmit) {
 	return now, later
 }
 
-// decide runs one batch; if the batch's transaction fails as a whole, each request is
-// retried alone so that one bad request cannot fail the others.
+// decide runs one batch. If its transaction gave up waiting for counter locks (another
+// transaction holds them), the batch is decided again per organization, concurrently, so
+// that the organization whose counters are held fails fast and the others go on. If it
+// failed otherwise, each request is retried alone so that one bad request cannot fail the
+// others.
 func (a *Admitter) decide(ctx context.Context, batch []*pendingAdmit) {
-	results, err := a.decideBatch(context.WithoutCancel(ctx), batch)
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.timeout)
+	results, err := a.decideBatch(bctx, batch)
+	cancel()
+	if err != nil && db.Busy(err) {
+		groups := byOrg(batch)
+		if len(groups) > 1 {
+			a.log.Warn("admission batch timed out on counter locks; deciding it per organization", "size", len(batch), "orgs", len(groups), "err", err)
+			var wg sync.WaitGroup
+			for _, g := range groups {
+				wg.Go(func() { a.decide(ctx, g) })
+			}
+			wg.Wait()
+			return
+		}
+		a.log.Warn("admissions of an organization timed out on counter locks", "org", batch[0].req.Caller.OrgID, "size", len(batch), "err", err)
+		a.markBusy(batch[0].req.Caller.OrgID)
+		for _, p := range batch {
+			p.done <- admitOutcome{err: fmt.Errorf("%w (waited %s); retry", ErrCountersBusy, a.lockTimeout)}
+		}
+		return
+	}
 	if err != nil && len(batch) > 1 {
 		a.log.Warn("admission batch failed; deciding its requests one by one", "size", len(batch), "err", err)
 		for _, p := range batch {
@@ -263,6 +356,26 @@ func (a *Admitter) decide(ctx context.Context, batch []*pendingAdmit) {
 		}
 		p.done <- results[i]
 	}
+}
+
+// ErrCountersBusy: an admission could not lock its limit counters in time because
+// another transaction holds them. Retrying later helps.
+var ErrCountersBusy = errors.New("admission could not lock the organization's limit counters in time: another transaction holds them")
+
+// byOrg splits a batch by organization, keeping arrival order within each.
+func byOrg(batch []*pendingAdmit) [][]*pendingAdmit {
+	idx := map[string]int{}
+	var out [][]*pendingAdmit
+	for _, p := range batch {
+		i, ok := idx[p.req.Caller.OrgID]
+		if !ok {
+			i = len(out)
+			idx[p.req.Caller.OrgID] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], p)
+	}
+	return out
 }
 
 type admitItem struct {
@@ -370,6 +483,7 @@ func (a *Admitter) decideBatch(ctx context.Context, batch []*pendingAdmit) ([]ad
 	// reservations and read, by one statement.
 	var read db.Pipeline
 	_, _ = read.Exec(ctx, "BEGIN")
+	_ = q.TxSetLockTimeout(ctx, &read, fmt.Sprintf("%dms", a.lockTimeout.Milliseconds()))
 	_, _ = q.PolicyRulesActive(ctx, &read, orgs)
 	if len(clientIDs) > 0 {
 		_, _ = q.RunsByClientID(ctx, &read, replays)

@@ -151,7 +151,7 @@ func DB(t testing.TB) *pgxpool.Pool {
 		ctx := context.Background()
 		shared.url, shared.drop, shared.err = NewDatabase(ctx)
 		if shared.err == nil {
-			shared.pool, shared.err = db.Open(ctx, shared.url)
+			shared.pool, shared.err = db.OpenWith(ctx, shared.url, db.DefaultTimeouts)
 		}
 	})
 	if shared.err != nil {
@@ -174,7 +174,7 @@ func FreshDB(t testing.TB) (*pgxpool.Pool, string) {
 	if err != nil {
 		t.Fatalf("test database: %v", err)
 	}
-	pool, err := db.Open(ctx, url)
+	pool, err := db.OpenWith(ctx, url, db.DefaultTimeouts)
 	if err != nil {
 		drop()
 		t.Fatalf("test database: %v", err)
