@@ -538,7 +538,7 @@ func (q *Queries) IncidentRunAttach(ctx context.Context, db DBTX, arg IncidentRu
 }
 
 const incidentRunsList = `-- name: IncidentRunsList :many
-SELECT r.org_id, r.id, r.project_id, r.agent_id, r.api_key_id, r.model, r.feature, r.tags, r.client_run_id, r.status, r.est_cost_micros, r.est_input_tokens, r.est_output_tokens, r.reported_status, r.input_tokens, r.output_tokens, r.reported_cost_micros, r.cost_micros, r.latency_ms, r.error_code, r.error_message, r.blocked_by, r.warnings, r.admitted_at, r.lease_expires_at, r.reported_at, r.settled_at, r.blocked_by_rule, r.dead_lettered_at, r.dead_letter_error FROM incident_runs ir JOIN runs r ON r.id = ir.run_id
+SELECT r.org_id, r.id, r.project_id, r.agent_id, r.api_key_id, r.model, r.feature, r.tags, r.client_run_id, r.status, r.est_cost_micros, r.est_input_tokens, r.est_output_tokens, r.reported_status, r.input_tokens, r.output_tokens, r.reported_cost_micros, r.cost_micros, r.latency_ms, r.error_code, r.error_message, r.blocked_by, r.warnings, r.admitted_at, r.lease_expires_at, r.reported_at, r.settled_at, r.blocked_by_rule, r.dead_lettered_at, r.dead_letter_error, r.retry_of FROM incident_runs ir JOIN runs r ON r.id = ir.run_id
 WHERE ir.incident_id = $1 AND r.org_id = $2
   AND (r.admitted_at, r.id) < ($3::timestamptz, $4::text)
 ORDER BY r.admitted_at DESC, r.id DESC
@@ -599,6 +599,7 @@ func (q *Queries) IncidentRunsList(ctx context.Context, db DBTX, arg IncidentRun
 			&i.BlockedByRule,
 			&i.DeadLetteredAt,
 			&i.DeadLetterError,
+			&i.RetryOf,
 		); err != nil {
 			return nil, err
 		}

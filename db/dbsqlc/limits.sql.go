@@ -578,7 +578,7 @@ func (q *Queries) LimitsForSubjects(ctx context.Context, db DBTX, arg LimitsForS
 }
 
 const modelPriceDelete = `-- name: ModelPriceDelete :one
-DELETE FROM model_prices WHERE org_id = $1 AND model = $2 RETURNING org_id, model, input_micros_per_mtok, output_micros_per_mtok, updated_at
+DELETE FROM model_prices WHERE org_id = $1 AND model = $2 RETURNING org_id, model, input_micros_per_mtok, output_micros_per_mtok, updated_at, cache_read_micros_per_mtok, cache_write_micros_per_mtok, reasoning_micros_per_mtok
 `
 
 type ModelPriceDeleteParams struct {
@@ -595,12 +595,15 @@ func (q *Queries) ModelPriceDelete(ctx context.Context, db DBTX, arg ModelPriceD
 		&i.InputMicrosPerMtok,
 		&i.OutputMicrosPerMtok,
 		&i.UpdatedAt,
+		&i.CacheReadMicrosPerMtok,
+		&i.CacheWriteMicrosPerMtok,
+		&i.ReasoningMicrosPerMtok,
 	)
 	return i, err
 }
 
 const modelPriceGet = `-- name: ModelPriceGet :one
-SELECT org_id, model, input_micros_per_mtok, output_micros_per_mtok, updated_at FROM model_prices WHERE org_id = $1 AND model = $2
+SELECT org_id, model, input_micros_per_mtok, output_micros_per_mtok, updated_at, cache_read_micros_per_mtok, cache_write_micros_per_mtok, reasoning_micros_per_mtok FROM model_prices WHERE org_id = $1 AND model = $2
 `
 
 type ModelPriceGetParams struct {
@@ -617,12 +620,15 @@ func (q *Queries) ModelPriceGet(ctx context.Context, db DBTX, arg ModelPriceGetP
 		&i.InputMicrosPerMtok,
 		&i.OutputMicrosPerMtok,
 		&i.UpdatedAt,
+		&i.CacheReadMicrosPerMtok,
+		&i.CacheWriteMicrosPerMtok,
+		&i.ReasoningMicrosPerMtok,
 	)
 	return i, err
 }
 
 const modelPriceList = `-- name: ModelPriceList :many
-SELECT org_id, model, input_micros_per_mtok, output_micros_per_mtok, updated_at FROM model_prices WHERE org_id = $1 ORDER BY model
+SELECT org_id, model, input_micros_per_mtok, output_micros_per_mtok, updated_at, cache_read_micros_per_mtok, cache_write_micros_per_mtok, reasoning_micros_per_mtok FROM model_prices WHERE org_id = $1 ORDER BY model
 `
 
 func (q *Queries) ModelPriceList(ctx context.Context, db DBTX, orgID string) ([]ModelPrice, error) {
@@ -640,6 +646,9 @@ func (q *Queries) ModelPriceList(ctx context.Context, db DBTX, orgID string) ([]
 			&i.InputMicrosPerMtok,
 			&i.OutputMicrosPerMtok,
 			&i.UpdatedAt,
+			&i.CacheReadMicrosPerMtok,
+			&i.CacheWriteMicrosPerMtok,
+			&i.ReasoningMicrosPerMtok,
 		); err != nil {
 			return nil, err
 		}
@@ -658,7 +667,7 @@ ON CONFLICT (org_id, model) DO UPDATE
 SET input_micros_per_mtok = EXCLUDED.input_micros_per_mtok,
     output_micros_per_mtok = EXCLUDED.output_micros_per_mtok,
     updated_at = now()
-RETURNING org_id, model, input_micros_per_mtok, output_micros_per_mtok, updated_at
+RETURNING org_id, model, input_micros_per_mtok, output_micros_per_mtok, updated_at, cache_read_micros_per_mtok, cache_write_micros_per_mtok, reasoning_micros_per_mtok
 `
 
 type ModelPriceUpsertParams struct {
@@ -682,12 +691,15 @@ func (q *Queries) ModelPriceUpsert(ctx context.Context, db DBTX, arg ModelPriceU
 		&i.InputMicrosPerMtok,
 		&i.OutputMicrosPerMtok,
 		&i.UpdatedAt,
+		&i.CacheReadMicrosPerMtok,
+		&i.CacheWriteMicrosPerMtok,
+		&i.ReasoningMicrosPerMtok,
 	)
 	return i, err
 }
 
 const modelPricesForModels = `-- name: ModelPricesForModels :many
-SELECT org_id, model, input_micros_per_mtok, output_micros_per_mtok, updated_at FROM model_prices WHERE org_id = ANY ($1::text[]) AND model = ANY ($2::text[])
+SELECT org_id, model, input_micros_per_mtok, output_micros_per_mtok, updated_at, cache_read_micros_per_mtok, cache_write_micros_per_mtok, reasoning_micros_per_mtok FROM model_prices WHERE org_id = ANY ($1::text[]) AND model = ANY ($2::text[])
 `
 
 type ModelPricesForModelsParams struct {
@@ -710,6 +722,9 @@ func (q *Queries) ModelPricesForModels(ctx context.Context, db DBTX, arg ModelPr
 			&i.InputMicrosPerMtok,
 			&i.OutputMicrosPerMtok,
 			&i.UpdatedAt,
+			&i.CacheReadMicrosPerMtok,
+			&i.CacheWriteMicrosPerMtok,
+			&i.ReasoningMicrosPerMtok,
 		); err != nil {
 			return nil, err
 		}

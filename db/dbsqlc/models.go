@@ -400,12 +400,46 @@ type LimitCounter struct {
 	Reserved    int64
 }
 
+type LlmCall struct {
+	OrgID            string
+	ID               string
+	CallID           string
+	RunID            *string
+	ProjectID        string
+	AgentID          string
+	ApiKeyID         string
+	Model            string
+	Provider         string
+	Operation        string
+	Feature          string
+	InputTokens      int64
+	OutputTokens     int64
+	CacheReadTokens  int64
+	CacheWriteTokens int64
+	ReasoningTokens  int64
+	CostMicros       int64
+	CostSource       string
+	LatencyMs        *int64
+	Status           string
+	ErrorType        string
+	StartedAt        time.Time
+	RecordedAt       time.Time
+	Late             bool
+	Source           string
+	TraceID          string
+	SpanID           string
+	Attributes       json.RawMessage
+}
+
 type ModelPrice struct {
-	OrgID               string
-	Model               string
-	InputMicrosPerMtok  int64
-	OutputMicrosPerMtok int64
-	UpdatedAt           time.Time
+	OrgID                   string
+	Model                   string
+	InputMicrosPerMtok      int64
+	OutputMicrosPerMtok     int64
+	UpdatedAt               time.Time
+	CacheReadMicrosPerMtok  *int64
+	CacheWriteMicrosPerMtok *int64
+	ReasoningMicrosPerMtok  *int64
 }
 
 type Notification struct {
@@ -537,6 +571,20 @@ type Run struct {
 	BlockedByRule      *string
 	DeadLetteredAt     *time.Time
 	DeadLetterError    string
+	RetryOf            *string
+}
+
+type RunFeedback struct {
+	OrgID      string
+	ID         string
+	FeedbackID string
+	RunID      string
+	Score      float64
+	Label      string
+	Comment    string
+	ApiKeyID   string
+	UserID     string
+	CreatedAt  time.Time
 }
 
 type RunReservation struct {
@@ -547,6 +595,21 @@ type RunReservation struct {
 	Amount      int64
 	ExpiresAt   time.Time
 	Released    bool
+}
+
+type SystemRecord struct {
+	Seq        int64
+	ID         string
+	OrgID      *string
+	OccurredAt time.Time
+	Kind       string
+	Severity   string
+	Message    string
+	RunID      string
+	IncidentID string
+	AlertID    string
+	WorkflowID string
+	Data       json.RawMessage
 }
 
 type UsageDaily struct {

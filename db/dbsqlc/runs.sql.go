@@ -651,7 +651,7 @@ func (q *Queries) ReservationsReleaseRun(ctx context.Context, db DBTX, runID str
 const runClearDeadLetter = `-- name: RunClearDeadLetter :one
 UPDATE runs SET dead_lettered_at = NULL, dead_letter_error = ''
 WHERE org_id = $1 AND id = $2 AND dead_lettered_at IS NOT NULL
-RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error
+RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error, retry_of
 `
 
 type RunClearDeadLetterParams struct {
@@ -694,6 +694,7 @@ func (q *Queries) RunClearDeadLetter(ctx context.Context, db DBTX, arg RunClearD
 		&i.BlockedByRule,
 		&i.DeadLetteredAt,
 		&i.DeadLetterError,
+		&i.RetryOf,
 	)
 	return i, err
 }
@@ -701,7 +702,7 @@ func (q *Queries) RunClearDeadLetter(ctx context.Context, db DBTX, arg RunClearD
 const runDeadLetter = `-- name: RunDeadLetter :one
 UPDATE runs SET dead_lettered_at = now(), dead_letter_error = $1
 WHERE id = $2 AND dead_lettered_at IS NULL AND (settled_at IS NULL OR (status = 'expired' AND reported_at IS NOT NULL))
-RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error
+RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error, retry_of
 `
 
 type RunDeadLetterParams struct {
@@ -745,6 +746,7 @@ func (q *Queries) RunDeadLetter(ctx context.Context, db DBTX, arg RunDeadLetterP
 		&i.BlockedByRule,
 		&i.DeadLetteredAt,
 		&i.DeadLetterError,
+		&i.RetryOf,
 	)
 	return i, err
 }
@@ -752,7 +754,7 @@ func (q *Queries) RunDeadLetter(ctx context.Context, db DBTX, arg RunDeadLetterP
 const runExtendLease = `-- name: RunExtendLease :one
 UPDATE runs SET lease_expires_at = $1
 WHERE id = $2
-RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error
+RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error, retry_of
 `
 
 type RunExtendLeaseParams struct {
@@ -794,12 +796,13 @@ func (q *Queries) RunExtendLease(ctx context.Context, db DBTX, arg RunExtendLeas
 		&i.BlockedByRule,
 		&i.DeadLetteredAt,
 		&i.DeadLetterError,
+		&i.RetryOf,
 	)
 	return i, err
 }
 
 const runGet = `-- name: RunGet :one
-SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error FROM runs WHERE org_id = $1 AND id = $2
+SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error, retry_of FROM runs WHERE org_id = $1 AND id = $2
 `
 
 type RunGetParams struct {
@@ -841,12 +844,13 @@ func (q *Queries) RunGet(ctx context.Context, db DBTX, arg RunGetParams) (Run, e
 		&i.BlockedByRule,
 		&i.DeadLetteredAt,
 		&i.DeadLetterError,
+		&i.RetryOf,
 	)
 	return i, err
 }
 
 const runGetForUpdate = `-- name: RunGetForUpdate :one
-SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error FROM runs WHERE id = $1 FOR UPDATE
+SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error, retry_of FROM runs WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) RunGetForUpdate(ctx context.Context, db DBTX, id string) (Run, error) {
@@ -883,12 +887,13 @@ func (q *Queries) RunGetForUpdate(ctx context.Context, db DBTX, id string) (Run,
 		&i.BlockedByRule,
 		&i.DeadLetteredAt,
 		&i.DeadLetterError,
+		&i.RetryOf,
 	)
 	return i, err
 }
 
 const runList = `-- name: RunList :many
-SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error FROM runs
+SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error, retry_of FROM runs
 WHERE org_id = $1
   AND (cardinality($2::text[]) = 0 OR status = ANY ($2::text[]))
   AND ($3::text = '' OR agent_id = $3)
@@ -971,6 +976,7 @@ func (q *Queries) RunList(ctx context.Context, db DBTX, arg RunListParams) ([]Ru
 			&i.BlockedByRule,
 			&i.DeadLetteredAt,
 			&i.DeadLetterError,
+			&i.RetryOf,
 		); err != nil {
 			return nil, err
 		}
@@ -989,7 +995,7 @@ SET reported_status = $1, input_tokens = $2,
     latency_ms = $5, error_code = $6, error_message = $7,
     reported_at = now()
 WHERE id = $8 AND reported_at IS NULL
-RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error
+RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error, retry_of
 `
 
 type RunReportParams struct {
@@ -1047,6 +1053,7 @@ func (q *Queries) RunReport(ctx context.Context, db DBTX, arg RunReportParams) (
 		&i.BlockedByRule,
 		&i.DeadLetteredAt,
 		&i.DeadLetterError,
+		&i.RetryOf,
 	)
 	return i, err
 }
@@ -1056,7 +1063,7 @@ UPDATE runs
 SET status = $1, cost_micros = $2, input_tokens = $3,
     output_tokens = $4, settled_at = now(), dead_lettered_at = NULL, dead_letter_error = ''
 WHERE id = $5
-RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error
+RETURNING org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error, retry_of
 `
 
 type RunSettleParams struct {
@@ -1108,12 +1115,13 @@ func (q *Queries) RunSettle(ctx context.Context, db DBTX, arg RunSettleParams) (
 		&i.BlockedByRule,
 		&i.DeadLetteredAt,
 		&i.DeadLetterError,
+		&i.RetryOf,
 	)
 	return i, err
 }
 
 const runsByClientID = `-- name: RunsByClientID :many
-SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error FROM runs
+SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error, retry_of FROM runs
 WHERE (org_id, client_run_id) IN (
     SELECT unnest($1::text[]), unnest($2::text[]))
 `
@@ -1163,6 +1171,7 @@ func (q *Queries) RunsByClientID(ctx context.Context, db DBTX, arg RunsByClientI
 			&i.BlockedByRule,
 			&i.DeadLetteredAt,
 			&i.DeadLetterError,
+			&i.RetryOf,
 		); err != nil {
 			return nil, err
 		}
