@@ -14,7 +14,7 @@ help: ## List the targets
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 dev: ## Run everything locally: starts/reuses PostgreSQL and Temporal (+ Web UI), migrates, serves API and worker
-	$(GO) run ./cmd/governor dev
+	@scripts/dev.sh
 
 test: ## The full check CI runs: tools, codegen drift, lint, then all tests with -race (scripts/test.sh)
 	scripts/test.sh

@@ -144,12 +144,7 @@ func describeLimit(l dbsqlc.Limit) string {
 	return s
 }
 
-func formatAmount(metric string, amount int64) string {
-	if metric == limits.MetricCost {
-		return runs.Dollars(amount)
-	}
-	return itoa(amount) + " " + metric
-}
+func formatAmount(metric string, amount int64) string { return runs.Amount(metric, amount) }
 
 func (s *limitService) CreateLimit(ctx context.Context, req *connect.Request[v1.CreateLimitRequest]) (*connect.Response[v1.CreateLimitResponse], error) {
 	m := req.Msg

@@ -17,6 +17,7 @@ import (
 	"github.com/governor-hq/governor/db/dbsqlc"
 	v1 "github.com/governor-hq/governor/gen/governor/v1"
 	"github.com/governor-hq/governor/internal/actor"
+	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/lifecycle"
 	"github.com/governor-hq/governor/internal/runs"
 )
@@ -29,7 +30,11 @@ var runStatusEnums = map[string]v1.RunStatus{
 	"expired": v1.RunStatus_RUN_STATUS_EXPIRED, "blocked": v1.RunStatus_RUN_STATUS_BLOCKED,
 }
 
-var runStatusNames = invert(runStatusEnums)
+var runStatusNames = func() map[v1.RunStatus]string {
+	m := invert(runStatusEnums)
+	m[v1.RunStatus_RUN_STATUS_SETTLING] = "settling" // a filter word: admitted and reported
+	return m
+}()
 
 func deref[T any](p *T) T {
 	var zero T
@@ -42,7 +47,7 @@ func deref[T any](p *T) T {
 func runProto(r dbsqlc.Run) *v1.Run {
 	out := &v1.Run{
 		Id: r.ID, ProjectId: r.ProjectID, AgentId: r.AgentID, ApiKeyId: r.ApiKeyID, Model: r.Model, Feature: r.Feature,
-		ClientRunId: deref(r.ClientRunID), Status: runStatusEnums[r.Status],
+		ClientRunId: deref(r.ClientRunID), Status: runStatusOf(r),
 		Estimate:  &v1.Usage{CostMicros: r.EstCostMicros, InputTokens: r.EstInputTokens, OutputTokens: r.EstOutputTokens},
 		LatencyMs: deref(r.LatencyMs), ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMessage,
 		AdmitTime: ts(r.AdmittedAt), LeaseExpireTime: tsp(r.LeaseExpiresAt), CompleteTime: tsp(r.ReportedAt),
@@ -59,6 +64,15 @@ func runProto(r dbsqlc.Run) *v1.Run {
 	out.BlockedByPolicyRuleId = deref(r.BlockedByRule)
 	out.DeadLetterTime, out.DeadLetterError = tsp(r.DeadLetteredAt), r.DeadLetterError
 	return out
+}
+
+// runStatusOf is a run's status as the API shows it: a reported run that is not settled
+// yet is SETTLING.
+func runStatusOf(r dbsqlc.Run) v1.RunStatus {
+	if r.Status == "admitted" && r.ReportedAt != nil {
+		return v1.RunStatus_RUN_STATUS_SETTLING
+	}
+	return runStatusEnums[r.Status]
 }
 
 func costRecordProto(c dbsqlc.CostRecord) *v1.CostRecord {
@@ -94,8 +108,12 @@ func (s *runService) AdmitRun(ctx context.Context, req *connect.Request[v1.Admit
 // ErrorInfo and RetryInfo, which generic clients understand).
 func blockedError(res runs.AdmitResult, checks []*v1.LimitCheck) error {
 	b := runs.Record(*res.Decision.Blocking)
-	msg := fmt.Sprintf("run blocked: %s %s limit %s of %s on %s %s: used %s, reserved %s, this run needs %s, %s left; resets at %s",
-		b.Window, b.Metric, b.LimitID, formatAmount(b.Metric, b.Limit), b.ScopeType, b.ScopeID,
+	name := b.LimitID
+	if b.LimitName != "" {
+		name = fmt.Sprintf("%q (%s)", b.LimitName, b.LimitID)
+	}
+	msg := fmt.Sprintf("run blocked by the %s %s limit %s of %s on %s %s: used %s, reserved %s, this run needs %s, %s left; resets at %s",
+		b.Window, b.Metric, name, formatAmount(b.Metric, b.Limit), b.ScopeType, b.ScopeID,
 		formatAmount(b.Metric, b.Used), formatAmount(b.Metric, b.Reserved), formatAmount(b.Metric, b.Requested),
 		formatAmount(b.Metric, b.Remaining), b.ResetTime.Format(time.RFC3339))
 	if b.Metric == "cost" {
@@ -154,6 +172,13 @@ func (s *runService) HeartbeatRun(ctx context.Context, req *connect.Request[v1.H
 
 func (s *runService) CompleteRun(ctx context.Context, req *connect.Request[v1.CompleteRunRequest]) (*connect.Response[v1.CompleteRunResponse], error) {
 	m := req.Msg
+	wait := m.WaitForSettlement.AsDuration()
+	var sub *events.Subscription
+	if wait > 0 {
+		// Subscribed before the report commits, so the settlement's event cannot be missed.
+		sub = s.hub.Subscribe(principal(ctx).OrgID)
+		defer sub.Close()
+	}
 	run, err := runs.RecordReport(ctx, s.pool, principal(ctx), m.RunId, runs.Report{
 		Status: runStatusNames[m.Status], InputTokens: m.InputTokens, OutputTokens: m.OutputTokens, CostMicros: m.CostMicros,
 		LatencyMs: m.LatencyMs, ErrorCode: m.ErrorCode, ErrorMessage: m.ErrorMessage,
@@ -162,7 +187,42 @@ func (s *runService) CompleteRun(ctx context.Context, req *connect.Request[v1.Co
 		return nil, runsError(err)
 	}
 	s.wakeRelay()
-	return connect.NewResponse(&v1.CompleteRunResponse{Run: runProto(run)}), nil
+	if wait > 0 && run.SettledAt == nil {
+		if run, err = s.waitSettled(ctx, sub, run, wait); err != nil {
+			return nil, err
+		}
+	}
+	return connect.NewResponse(&v1.CompleteRunResponse{Run: runProto(run), Settled: run.SettledAt != nil}), nil
+}
+
+// waitSettled waits until run is settled or wait has passed, and returns it as it stands.
+// It wakes on the settlement's event, and also looks every second in case the event
+// stream had to resynchronize.
+func (s *runService) waitSettled(ctx context.Context, sub *events.Subscription, run dbsqlc.Run, wait time.Duration) (dbsqlc.Run, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	look := time.NewTicker(time.Second)
+	defer look.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return s.reread(context.WithoutCancel(ctx), run)
+		case e := <-sub.C:
+			if e.EntityType != "run" || e.EntityID != run.ID || e.Domain != events.DomainRuns {
+				continue
+			}
+		case <-sub.Resync:
+		case <-look.C:
+		}
+		cur, err := s.reread(ctx, run)
+		if err != nil || cur.SettledAt != nil {
+			return cur, err
+		}
+	}
+}
+
+func (s *runService) reread(ctx context.Context, run dbsqlc.Run) (dbsqlc.Run, error) {
+	return q.RunGet(ctx, s.pool, dbsqlc.RunGetParams{OrgID: run.OrgID, ID: run.ID})
 }
 
 func (s *runService) RetrySettlement(ctx context.Context, req *connect.Request[v1.RetrySettlementRequest]) (*connect.Response[v1.RetrySettlementResponse], error) {

@@ -323,13 +323,18 @@ func metricValue(t *testing.T, s *stack, name string) float64 {
 // shows it ("" when unset or the workflow is unknown).
 func workflowStatus(t *testing.T, c client.Client, workflowID string) string {
 	t.Helper()
+	return workflowAttr(c, workflowID, lifecycle.SearchStatus.GetName())
+}
+
+// workflowAttr is one keyword search attribute of a workflow ("" when unset or unknown).
+func workflowAttr(c client.Client, workflowID, name string) string {
 	d, err := c.DescribeWorkflowExecution(context.Background(), workflowID, "")
 	if err != nil {
 		return ""
 	}
-	var status string
-	if p := d.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[lifecycle.SearchStatus.GetName()]; p != nil {
-		_ = converter.GetDefaultDataConverter().FromPayload(p, &status)
+	var v string
+	if p := d.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[name]; p != nil {
+		_ = converter.GetDefaultDataConverter().FromPayload(p, &v)
 	}
-	return status
+	return v
 }

@@ -21,6 +21,8 @@ TOOLS=(
 )
 
 cache="${GOVERNOR_CACHE:-$HOME/.cache/governor}"
+# shellcheck source=scripts/progress.sh
+source "$(dirname "${BASH_SOURCE[0]}")/progress.sh"
 
 spec_of() {
   local t
@@ -43,10 +45,10 @@ install_one() {
   spec=$(spec_of "$name")
   dir=$(dir_of "$name")
   if [[ -x "$dir/$name" ]]; then return 0; fi
-  echo "tools.sh: building $spec (once per machine; sqlc, buf and temporal take minutes)" >&2
+  echo "tools.sh: building $spec (once per machine, cached in $cache; sqlc, buf and temporal take 2-5 minutes each on 2 cores)" >&2
   mkdir -p "$dir.tmp"
   # CGO is needed by sqlc (libpg_query); GOFLAGS from the caller must not leak in.
-  GOFLAGS= GOBIN="$dir.tmp" CGO_ENABLED=1 go install "$spec" >&2
+  GOFLAGS= GOBIN="$dir.tmp" CGO_ENABLED=1 with_progress "tools.sh: building $name" go install "$spec" >&2
   rm -rf "$dir"
   mv "$dir.tmp" "$dir"
 }

@@ -133,8 +133,30 @@ func (w *runWorkflow) settled(ctx workflow.Context, res activities.SettleRunResu
 	// Reports that arrived more than once (a relay retry) need no action.
 	for w.reported.ReceiveAsync(nil) {
 	}
+	if res.Status == "failed" && workflow.GetVersion(ctx, runVersionFailedChange, workflow.DefaultVersion, runVersionFailedFails) >= runVersionFailedFails {
+		// A failed run's workflow ends Failed, so operators find failed runs in the Temporal
+		// UI by its own status filter (ExecutionStatus = "Failed"), with the run's error as
+		// the failure. It is settled: nothing retries it.
+		msg := "run failed"
+		if res.ErrorCode != "" {
+			msg += ": " + res.ErrorCode
+		}
+		if res.ErrorMessage != "" {
+			msg += ": " + res.ErrorMessage
+		}
+		return "", temporal.NewNonRetryableApplicationError(msg, ErrTypeRunFailed, nil, res.ErrorCode)
+	}
 	return res.Status, nil
 }
+
+// ErrTypeRunFailed is the failure type a failed run's workflow ends with.
+const ErrTypeRunFailed = "RunFailed"
+
+// runVersionFailedFails makes a failed run's workflow end Failed instead of Completed.
+const (
+	runVersionFailedChange                  = "failed-run-fails-workflow"
+	runVersionFailedFails  workflow.Version = 1
+)
 
 // runUnbounded is the run workflow as it was before runVersionDeadLetter: settlement is
 // retried for as long as it takes. Runs started by older binaries finish this way.

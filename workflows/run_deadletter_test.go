@@ -81,7 +81,7 @@ func TestRunSettlementInvalidDeadLettersAtOnce(t *testing.T) {
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(lifecycle.SignalRunReported, nil) }, time.Minute)
 	env.ExecuteWorkflow(RunLifecycle, runInput(15*time.Minute, start))
 	require.True(t, env.IsWorkflowCompleted())
-	require.NoError(t, env.GetWorkflowError())
+	requireRunFailed(t, env.GetWorkflowError())
 	require.Equal(t, 2, attempts)
 	env.AssertExpectations(t)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/governor-hq/governor/activities"
@@ -78,8 +79,34 @@ func TestRunSettlementIsRetried(t *testing.T) {
 	})
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(lifecycle.SignalRunReported, nil) }, time.Second)
 	env.ExecuteWorkflow(RunLifecycle, runInput(time.Minute, env.Now()))
-	require.NoError(t, env.GetWorkflowError())
+	requireRunFailed(t, env.GetWorkflowError())
 	require.Equal(t, 4, calls)
+}
+
+// requireRunFailed asserts the workflow ended Failed because its run failed (and was
+// settled), as operators see it in the Temporal UI.
+func requireRunFailed(t *testing.T, err error) {
+	t.Helper()
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, err, &appErr)
+	require.Equal(t, ErrTypeRunFailed, appErr.Type())
+	require.True(t, appErr.NonRetryable())
+}
+
+// A failed run's workflow ends Failed, with the run's error, once it is settled.
+func TestFailedRunEndsItsWorkflowFailed(t *testing.T) {
+	t.Parallel()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterActivity(&activities.Activities{})
+	env.OnActivity(a.SettleRun, mock.Anything, "run_1").Return(activities.SettleRunResult{Settled: true, Status: "failed",
+		ErrorCode: "tool_timeout", ErrorMessage: "search timed out"}, nil).Once()
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(lifecycle.SignalRunReported, nil) }, time.Second)
+	env.ExecuteWorkflow(RunLifecycle, runInput(time.Minute, env.Now()))
+	err := env.GetWorkflowError()
+	requireRunFailed(t, err)
+	require.Contains(t, err.Error(), "run failed: tool_timeout: search timed out")
+	env.AssertExpectations(t)
 }
 
 var errTransient = transientError("database unavailable")

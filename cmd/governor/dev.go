@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -37,6 +38,11 @@ stops everything it started.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd)
 			if err != nil {
+				return err
+			}
+			_, envSet := os.LookupEnv("GOVERNOR_HTTP_ADDR")
+			explicit := envSet || cmd.Flags().Changed("http-addr")
+			if cfg.HTTPAddr, err = devHTTPAddr(cfg.HTTPAddr, explicit, os.Stderr); err != nil {
 				return err
 			}
 			return runDev(cmd.Context(), cfg)
@@ -103,6 +109,33 @@ func startDeps(ctx context.Context, cfg config.Config, memory bool) (deps, error
 	return d, nil
 }
 
+// devHTTPAddr checks, before anything is started, that the API's address is free. A taken
+// default falls back to a free port (printed, as Temporal's ports do); a taken address the
+// user chose is an error naming the setting.
+func devHTTPAddr(addr string, explicit bool, out io.Writer) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return addr, ln.Close()
+	}
+	if explicit {
+		return "", fmt.Errorf("the API address %s (GOVERNOR_HTTP_ADDR / --http-addr) is not available: %v; set it to a free one, e.g. GOVERNOR_HTTP_ADDR=127.0.0.1:8081", addr, err)
+	}
+	host, _, splitErr := net.SplitHostPort(addr)
+	if splitErr != nil {
+		host = "127.0.0.1"
+	}
+	ln, err2 := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err2 != nil {
+		return "", fmt.Errorf("the API address %s is taken (%v) and no free port was found: %v", addr, err, err2)
+	}
+	free := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(out, "governor dev: %s is taken; the API will listen on %s instead (set GOVERNOR_HTTP_ADDR to choose)\n", addr, free)
+	return free, nil
+}
+
 func runDev(ctx context.Context, cfg config.Config) error {
 	d, err := startDeps(ctx, cfg, false)
 	if err != nil {
@@ -145,11 +178,12 @@ func runDev(ctx context.Context, cfg config.Config) error {
 
   First API key (in another terminal):
 
-    DATABASE_URL='%s' go run ./cmd/governor admin bootstrap --org "My org" --email you@example.com
+    DATABASE_URL='%s' GOVERNOR_HTTP_ADDR=%s \
+      go run ./cmd/governor admin bootstrap --org "My org" --email you@example.com
 
   Ctrl-C stops everything governor dev started.
 
-`, addr, addr, cfg.TemporalAddress, ui, d.pg.URL, d.pg.URL)
+`, addr, addr, cfg.TemporalAddress, ui, d.pg.URL, d.pg.URL, addr)
 	})
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
 		return nil

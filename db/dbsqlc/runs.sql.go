@@ -895,7 +895,8 @@ func (q *Queries) RunGetForUpdate(ctx context.Context, db DBTX, id string) (Run,
 const runList = `-- name: RunList :many
 SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error, retry_of FROM runs
 WHERE org_id = $1
-  AND (cardinality($2::text[]) = 0 OR status = ANY ($2::text[]))
+  AND (cardinality($2::text[]) = 0
+       OR (CASE WHEN status = 'admitted' AND reported_at IS NOT NULL THEN 'settling' ELSE status END) = ANY ($2::text[]))
   AND ($3::text = '' OR agent_id = $3)
   AND ($4::text = '' OR project_id = $4)
   AND ($5::text = '' OR api_key_id = $5)
@@ -923,6 +924,8 @@ type RunListParams struct {
 	Max        int32
 }
 
+// Status words are the API's: "admitted" is a run still running, "settling" one that
+// reported its end and waits for settlement (stored as admitted with reported_at).
 func (q *Queries) RunList(ctx context.Context, db DBTX, arg RunListParams) ([]Run, error) {
 	rows, err := db.Query(ctx, runList,
 		arg.OrgID,

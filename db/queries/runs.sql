@@ -116,9 +116,12 @@ SELECT * FROM runs WHERE org_id = @org_id AND id = @id;
 SELECT * FROM runs WHERE id = @id FOR UPDATE;
 
 -- name: RunList :many
+-- Status words are the API's: "admitted" is a run still running, "settling" one that
+-- reported its end and waits for settlement (stored as admitted with reported_at).
 SELECT * FROM runs
 WHERE org_id = @org_id
-  AND (cardinality(@statuses::text[]) = 0 OR status = ANY (@statuses::text[]))
+  AND (cardinality(@statuses::text[]) = 0
+       OR (CASE WHEN status = 'admitted' AND reported_at IS NOT NULL THEN 'settling' ELSE status END) = ANY (@statuses::text[]))
   AND (@agent_id::text = '' OR agent_id = @agent_id)
   AND (@project_id::text = '' OR project_id = @project_id)
   AND (@api_key_id::text = '' OR api_key_id = @api_key_id)

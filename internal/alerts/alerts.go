@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,6 +25,7 @@ import (
 	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/ids"
 	"github.com/governor-hq/governor/internal/lifecycle"
+	"github.com/governor-hq/governor/internal/money"
 	"github.com/governor-hq/governor/internal/limits"
 )
 
@@ -491,21 +491,5 @@ func BudgetKey(limitID string, windowStart time.Time) string {
 	return fmt.Sprintf("budget/%s/%s", limitID, windowStart.UTC().Format(time.RFC3339))
 }
 
-// Money formats micro-dollars as dollars and cents with thousands separators, e.g.
-// "$1,050.00" (fractions of a cent are rounded).
-func Money(micros int64) string {
-	sign := ""
-	if micros < 0 {
-		sign, micros = "-", -micros
-	}
-	cents := (micros + 5_000) / 10_000
-	whole := fmt.Sprintf("%d", cents/100)
-	var b strings.Builder
-	for i, c := range whole {
-		if i > 0 && (len(whole)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return fmt.Sprintf("%s$%s.%02d", sign, b.String(), cents%100)
-}
+// Money formats micro-dollars as people read them (money.Dollars): "$1,050.00".
+func Money(micros int64) string { return money.Dollars(micros) }

@@ -125,7 +125,7 @@ func TestBackoff(t *testing.T) {
 func TestMoney(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, "$1,050.00", alerts.Money(1_050_000_000))
-	require.Equal(t, "$0.01", alerts.Money(5_000))
+	require.Equal(t, "$0.005", alerts.Money(5_000), "one formatter for money: fractions of a cent are shown, not rounded away")
 	require.Equal(t, "$82.00", alerts.Money(82_000_000))
 	require.Equal(t, "$1,234,567.89", alerts.Money(1_234_567_890_000))
 	require.Equal(t, "-$3.50", alerts.Money(-3_500_000))

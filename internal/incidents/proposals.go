@@ -18,6 +18,7 @@ import (
 	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/ids"
 	"github.com/governor-hq/governor/internal/lifecycle"
+	"github.com/governor-hq/governor/internal/money"
 )
 
 // ProposalState is what the incident workflow needs to know of its proposal.
@@ -159,7 +160,7 @@ func rationale(inc dbsqlc.Incident, s RuleSpec) string {
 		why, inc.FirstSeenAt.UTC().Format(time.RFC3339), dollars(inc.CostMicros), dollars(avg), inc.Severity, describeSpec(s))
 }
 
-func dollars(micros int64) string { return fmt.Sprintf("$%d.%06d", micros/1_000_000, micros%1_000_000) }
+func dollars(micros int64) string { return money.Dollars(micros) }
 
 func proposalFromCreate(r dbsqlc.ProposalCreateRow) dbsqlc.PolicyProposal {
 	return dbsqlc.PolicyProposal{OrgID: r.OrgID, ID: r.ID, IncidentID: r.IncidentID, Status: r.Status, Title: r.Title,

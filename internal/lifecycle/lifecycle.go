@@ -150,11 +150,14 @@ var (
 	SearchSeverity = temporal.NewSearchAttributeKeyKeyword("GovernorSeverity")
 	// SearchChannel is the channel an alert delivery goes to.
 	SearchChannel = temporal.NewSearchAttributeKeyKeyword("GovernorChannel")
+	// SearchIncident is the incident an incident workflow (or an alert about one) is
+	// about, so `GovernorIncident = "inc_…"` finds it by the id the API shows.
+	SearchIncident = temporal.NewSearchAttributeKeyKeyword("GovernorIncident")
 )
 
 // SearchAttributes lists every attribute Governor registers.
 func SearchAttributes() []temporal.SearchAttributeKeyKeyword {
-	return []temporal.SearchAttributeKeyKeyword{SearchOrg, SearchProject, SearchAgent, SearchAPIKey, SearchStatus, SearchSeverity, SearchChannel}
+	return []temporal.SearchAttributeKeyKeyword{SearchOrg, SearchProject, SearchAgent, SearchAPIKey, SearchStatus, SearchSeverity, SearchChannel, SearchIncident}
 }
 
 // Start says how to start (or signal-with-start) a workflow from an outbox row.
@@ -182,6 +185,9 @@ func DecodeStart(workflowType string, payload []byte) (Start, error) {
 			return Start{}, err
 		}
 		attrs := []temporal.SearchAttributeUpdate{SearchOrg.ValueSet(in.OrgID), SearchStatus.ValueSet("open"), SearchSeverity.ValueSet(in.Severity)}
+		if in.IncidentID != "" {
+			attrs = append(attrs, SearchIncident.ValueSet(in.IncidentID))
+		}
 		if in.AgentID != "" {
 			attrs = append(attrs, SearchAgent.ValueSet(in.AgentID))
 		}

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"strconv"
+	"strings"
 )
 
 const (
@@ -118,4 +120,31 @@ type RangeError struct {
 
 func (e *RangeError) Error() string {
 	return fmt.Sprintf("%s must be between 0 and %d, got %d", e.Field, e.Max, e.Value)
+}
+
+// Dollars renders micro-dollars for people, the one way Governor writes money in messages,
+// titles and summaries: dollars with thousands separators and cents ("$1,050.00"), and the
+// micro-dollar digits only when there are any beyond the cents ("$0.005", "$12.345678").
+func Dollars(micros int64) string {
+	sign := ""
+	u := uint64(micros)
+	if micros < 0 {
+		sign, u = "-", uint64(-(micros+1))+1 // MinInt64 has no positive twin
+	}
+	whole, frac := u/1_000_000, u%1_000_000
+	digits := fmt.Sprintf("%06d", frac)
+	if frac%10_000 == 0 {
+		digits = digits[:2]
+	} else {
+		digits = strings.TrimRight(digits, "0")
+	}
+	s := strconv.FormatUint(whole, 10)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return sign + "$" + b.String() + "." + digits
 }

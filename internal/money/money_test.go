@@ -125,3 +125,15 @@ func FuzzAdd(f *testing.F) {
 		}
 	})
 }
+
+func TestDollars(t *testing.T) {
+	t.Parallel()
+	cases := map[int64]string{
+		0: "$0.00", 5_000: "$0.005", 10_000: "$0.01", 1_050_000_000: "$1,050.00", 82_000_000: "$82.00",
+		1_234_567_890_000: "$1,234,567.89", 12_345_678: "$12.345678", 10_000_000: "$10.00", -3_500_000: "-$3.50",
+		MaxCostMicros: "$1,000,000,000.00", math.MinInt64: "-$9,223,372,036,854.775808",
+	}
+	for micros, want := range cases {
+		require.Equal(t, want, Dollars(micros), "%d", micros)
+	}
+}

@@ -636,8 +636,9 @@ func (a *Admitter) decideBatch(ctx context.Context, batch []*pendingAdmit) ([]ad
 			run.BlockedBy, _ = json.Marshal(Records(blockingFirst(d)))
 			b := d.Blocking
 			ev.Type = "run_blocked"
-			ev.Summary = fmt.Sprintf("Run blocked for agent %s: %s limit %s (%s %s) has %d of %d left, run asked %d",
-				run.AgentID, b.Limit.ScopeType, b.Limit.ID, b.Limit.Window, b.Limit.Metric, b.Remaining(), b.Limit.Amount, b.Requested)
+			ev.Summary = fmt.Sprintf("Run blocked for agent %s: %s limit %s (%s %s) has %s of %s left, run asked %s",
+				run.AgentID, b.Limit.ScopeType, limitLabel(b.Limit), b.Limit.Window, b.Limit.Metric,
+				Amount(b.Limit.Metric, b.Remaining()), Amount(b.Limit.Metric, b.Limit.Amount), Amount(b.Limit.Metric, b.Requested))
 			related = append(related, events.Ref{Type: "limit", ID: b.Limit.ID})
 			ev.Data, _ = json.Marshal(map[string]any{"model": run.Model, "feature": run.Feature, "blocking": Record(*b)})
 		}
@@ -730,3 +731,19 @@ func describe(model, feature string) string {
 
 // IsBlocked reports whether an admission was refused (by a limit or a policy rule).
 func (r AdmitResult) IsBlocked() bool { return r.Run.Status == "blocked" }
+
+// limitLabel names a limit for people: its name and id, or the id alone.
+func limitLabel(l limits.Limit) string {
+	if l.Name == "" {
+		return l.ID
+	}
+	return fmt.Sprintf("%q (%s)", l.Name, l.ID)
+}
+
+// Amount renders an amount of a limit's metric: money for cost, a count otherwise.
+func Amount(metric string, n int64) string {
+	if metric == limits.MetricCost {
+		return money.Dollars(n)
+	}
+	return fmt.Sprintf("%d %s", n, metric)
+}

@@ -407,11 +407,5 @@ func settledCost(run dbsqlc.Run, in, out int64, prices map[string]pricing.Price)
 	return c, CostPriced
 }
 
-// Dollars renders micro-dollars as "$12.345678".
-func Dollars(micros int64) string {
-	sign := ""
-	if micros < 0 {
-		sign, micros = "-", -micros
-	}
-	return fmt.Sprintf("%s$%d.%06d", sign, micros/1_000_000, micros%1_000_000)
-}
+// Dollars renders micro-dollars as people read them (money.Dollars).
+func Dollars(micros int64) string { return money.Dollars(micros) }

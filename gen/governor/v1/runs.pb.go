@@ -37,6 +37,10 @@ const (
 	RunStatus_RUN_STATUS_EXPIRED RunStatus = 5
 	// Refused at admission; it never held anything.
 	RunStatus_RUN_STATUS_BLOCKED RunStatus = 6
+	// CompleteRun recorded how it ended and its workflow is settling it (usually within a
+	// second; CompleteRun's wait_for_settlement waits for it). It still holds its
+	// reservation until then.
+	RunStatus_RUN_STATUS_SETTLING RunStatus = 7
 )
 
 // Enum value maps for RunStatus.
@@ -49,6 +53,7 @@ var (
 		4: "RUN_STATUS_CANCELLED",
 		5: "RUN_STATUS_EXPIRED",
 		6: "RUN_STATUS_BLOCKED",
+		7: "RUN_STATUS_SETTLING",
 	}
 	RunStatus_value = map[string]int32{
 		"RUN_STATUS_UNSPECIFIED": 0,
@@ -58,6 +63,7 @@ var (
 		"RUN_STATUS_CANCELLED":   4,
 		"RUN_STATUS_EXPIRED":     5,
 		"RUN_STATUS_BLOCKED":     6,
+		"RUN_STATUS_SETTLING":    7,
 	}
 )
 
@@ -752,11 +758,15 @@ type CompleteRunRequest struct {
 	// tokens without a cost are refused (FailedPrecondition).
 	CostMicros *int64 `protobuf:"varint,5,opt,name=cost_micros,json=costMicros,proto3,oneof" json:"cost_micros,omitempty"`
 	// At most 31 days.
-	LatencyMs     int64  `protobuf:"varint,6,opt,name=latency_ms,json=latencyMs,proto3" json:"latency_ms,omitempty"`
-	ErrorCode     string `protobuf:"bytes,7,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
-	ErrorMessage  string `protobuf:"bytes,8,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LatencyMs    int64  `protobuf:"varint,6,opt,name=latency_ms,json=latencyMs,proto3" json:"latency_ms,omitempty"`
+	ErrorCode    string `protobuf:"bytes,7,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage string `protobuf:"bytes,8,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// Wait up to this long (at most 60 s) for the run's workflow to settle it, and answer
+	// with the settled run (status SUCCEEDED, FAILED or CANCELLED, actual usage and cost).
+	// Unset: answer at once, with status SETTLING.
+	WaitForSettlement *durationpb.Duration `protobuf:"bytes,9,opt,name=wait_for_settlement,json=waitForSettlement,proto3" json:"wait_for_settlement,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *CompleteRunRequest) Reset() {
@@ -845,9 +855,20 @@ func (x *CompleteRunRequest) GetErrorMessage() string {
 	return ""
 }
 
+func (x *CompleteRunRequest) GetWaitForSettlement() *durationpb.Duration {
+	if x != nil {
+		return x.WaitForSettlement
+	}
+	return nil
+}
+
 type CompleteRunResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Run           *Run                   `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// SETTLING, or the settled run when wait_for_settlement was given and settlement
+	// finished in time.
+	Run *Run `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	// True when the run is settled in this response.
+	Settled       bool `protobuf:"varint,2,opt,name=settled,proto3" json:"settled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -887,6 +908,13 @@ func (x *CompleteRunResponse) GetRun() *Run {
 		return x.Run
 	}
 	return nil
+}
+
+func (x *CompleteRunResponse) GetSettled() bool {
+	if x != nil {
+		return x.Settled
+	}
+	return false
 }
 
 type GetRunRequest struct {
@@ -978,7 +1006,8 @@ func (x *GetRunResponse) GetRun() *Run {
 }
 
 type ListRunsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// SETTLING selects completed runs not settled yet; ADMITTED, running ones.
 	Statuses      []RunStatus            `protobuf:"varint,1,rep,packed,name=statuses,proto3,enum=governor.v1.RunStatus" json:"statuses,omitempty"`
 	AgentId       string                 `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	ApiKeyId      string                 `protobuf:"bytes,3,opt,name=api_key_id,json=apiKeyId,proto3" json:"api_key_id,omitempty"`
@@ -1821,7 +1850,7 @@ const file_governor_v1_runs_proto_rawDesc = "" +
 	"\x06run_id\x18\x01 \x01(\tB\x19\xbaH\x16r\x142\x12^run_[0-9a-z]{26}$R\x05runId\x12?\n" +
 	"\x05lease\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xa3\x05*\x00R\x05lease\"^\n" +
 	"\x14HeartbeatRunResponse\x12F\n" +
-	"\x11lease_expire_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x0fleaseExpireTime\"\xba\x03\n" +
+	"\x11lease_expire_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x0fleaseExpireTime\"\x93\x04\n" +
 	"\x12CompleteRunRequest\x120\n" +
 	"\x06run_id\x18\x01 \x01(\tB\x19\xbaH\x16r\x142\x12^run_[0-9a-z]{26}$R\x05runId\x12<\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x16.governor.v1.RunStatusB\f\xbaH\t\x82\x01\x06\x18\x02\x18\x03\x18\x04R\x06status\x121\n" +
@@ -1834,16 +1863,18 @@ const file_governor_v1_runs_proto_rawDesc = "" +
 	"\"\b\x18\x80Ȕ\xfd\t(\x00R\tlatencyMs\x12'\n" +
 	"\n" +
 	"error_code\x18\a \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\terrorCode\x12-\n" +
-	"\rerror_message\x18\b \x01(\tB\b\xbaH\x05r\x03\x18\xa0\x1fR\ferrorMessageB\x0e\n" +
-	"\f_cost_micros\"9\n" +
+	"\rerror_message\x18\b \x01(\tB\b\xbaH\x05r\x03\x18\xa0\x1fR\ferrorMessage\x12W\n" +
+	"\x13wait_for_settlement\x18\t \x01(\v2\x19.google.protobuf.DurationB\f\xbaH\t\xaa\x01\x06\"\x02\b<2\x00R\x11waitForSettlementB\x0e\n" +
+	"\f_cost_micros\"S\n" +
 	"\x13CompleteRunResponse\x12\"\n" +
-	"\x03run\x18\x01 \x01(\v2\x10.governor.v1.RunR\x03run\":\n" +
+	"\x03run\x18\x01 \x01(\v2\x10.governor.v1.RunR\x03run\x12\x18\n" +
+	"\asettled\x18\x02 \x01(\bR\asettled\":\n" +
 	"\rGetRunRequest\x12)\n" +
 	"\x02id\x18\x01 \x01(\tB\x19\xbaH\x16r\x142\x12^run_[0-9a-z]{26}$R\x02id\"4\n" +
 	"\x0eGetRunResponse\x12\"\n" +
 	"\x03run\x18\x01 \x01(\v2\x10.governor.v1.RunR\x03run\"\x88\x04\n" +
 	"\x0fListRunsRequest\x12E\n" +
-	"\bstatuses\x18\x01 \x03(\x0e2\x16.governor.v1.RunStatusB\x11\xbaH\x0e\x92\x01\v\x10\x06\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\x127\n" +
+	"\bstatuses\x18\x01 \x03(\x0e2\x16.governor.v1.RunStatusB\x11\xbaH\x0e\x92\x01\v\x10\a\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\x127\n" +
 	"\bagent_id\x18\x02 \x01(\tB\x1c\xbaH\x19r\x172\x15^(agt_[0-9a-z]{26})?$R\aagentId\x12:\n" +
 	"\n" +
 	"api_key_id\x18\x03 \x01(\tB\x1c\xbaH\x19r\x172\x15^(key_[0-9a-z]{26})?$R\bapiKeyId\x12\x1e\n" +
@@ -1916,7 +1947,7 @@ const file_governor_v1_runs_proto_rawDesc = "" +
 	"\x17ListRunIncidentsRequest\x120\n" +
 	"\x06run_id\x18\x01 \x01(\tB\x19\xbaH\x16r\x142\x12^run_[0-9a-z]{26}$R\x05runId\"O\n" +
 	"\x18ListRunIncidentsResponse\x123\n" +
-	"\tincidents\x18\x01 \x03(\v2\x15.governor.v1.IncidentR\tincidents*\xbb\x01\n" +
+	"\tincidents\x18\x01 \x03(\v2\x15.governor.v1.IncidentR\tincidents*\xd4\x01\n" +
 	"\tRunStatus\x12\x1a\n" +
 	"\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13RUN_STATUS_ADMITTED\x10\x01\x12\x18\n" +
@@ -1924,7 +1955,8 @@ const file_governor_v1_runs_proto_rawDesc = "" +
 	"\x11RUN_STATUS_FAILED\x10\x03\x12\x18\n" +
 	"\x14RUN_STATUS_CANCELLED\x10\x04\x12\x16\n" +
 	"\x12RUN_STATUS_EXPIRED\x10\x05\x12\x16\n" +
-	"\x12RUN_STATUS_BLOCKED\x10\x062\x8d\x06\n" +
+	"\x12RUN_STATUS_BLOCKED\x10\x06\x12\x17\n" +
+	"\x13RUN_STATUS_SETTLING\x10\a2\x8d\x06\n" +
 	"\n" +
 	"RunService\x12G\n" +
 	"\bAdmitRun\x12\x1c.governor.v1.AdmitRunRequest\x1a\x1d.governor.v1.AdmitRunResponse\x12S\n" +
@@ -2007,43 +2039,44 @@ var file_governor_v1_runs_proto_depIdxs = []int32{
 	28, // 19: governor.v1.HeartbeatRunRequest.lease:type_name -> google.protobuf.Duration
 	25, // 20: governor.v1.HeartbeatRunResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 21: governor.v1.CompleteRunRequest.status:type_name -> governor.v1.RunStatus
-	2,  // 22: governor.v1.CompleteRunResponse.run:type_name -> governor.v1.Run
-	2,  // 23: governor.v1.GetRunResponse.run:type_name -> governor.v1.Run
-	0,  // 24: governor.v1.ListRunsRequest.statuses:type_name -> governor.v1.RunStatus
-	25, // 25: governor.v1.ListRunsRequest.start_time:type_name -> google.protobuf.Timestamp
-	25, // 26: governor.v1.ListRunsRequest.end_time:type_name -> google.protobuf.Timestamp
-	2,  // 27: governor.v1.ListRunsResponse.runs:type_name -> governor.v1.Run
-	0,  // 28: governor.v1.CostRecord.run_status:type_name -> governor.v1.RunStatus
-	25, // 29: governor.v1.CostRecord.record_time:type_name -> google.protobuf.Timestamp
-	14, // 30: governor.v1.GetRunCostResponse.cost:type_name -> governor.v1.CostRecord
-	25, // 31: governor.v1.ListCostRecordsRequest.start_time:type_name -> google.protobuf.Timestamp
-	25, // 32: governor.v1.ListCostRecordsRequest.end_time:type_name -> google.protobuf.Timestamp
-	14, // 33: governor.v1.ListCostRecordsResponse.records:type_name -> governor.v1.CostRecord
-	2,  // 34: governor.v1.RetrySettlementResponse.run:type_name -> governor.v1.Run
-	29, // 35: governor.v1.ListRunIncidentsResponse.incidents:type_name -> governor.v1.Incident
-	3,  // 36: governor.v1.RunService.AdmitRun:input_type -> governor.v1.AdmitRunRequest
-	6,  // 37: governor.v1.RunService.HeartbeatRun:input_type -> governor.v1.HeartbeatRunRequest
-	8,  // 38: governor.v1.RunService.CompleteRun:input_type -> governor.v1.CompleteRunRequest
-	10, // 39: governor.v1.RunService.GetRun:input_type -> governor.v1.GetRunRequest
-	12, // 40: governor.v1.RunService.ListRuns:input_type -> governor.v1.ListRunsRequest
-	15, // 41: governor.v1.RunService.GetRunCost:input_type -> governor.v1.GetRunCostRequest
-	17, // 42: governor.v1.RunService.ListCostRecords:input_type -> governor.v1.ListCostRecordsRequest
-	19, // 43: governor.v1.RunService.RetrySettlement:input_type -> governor.v1.RetrySettlementRequest
-	21, // 44: governor.v1.RunService.ListRunIncidents:input_type -> governor.v1.ListRunIncidentsRequest
-	4,  // 45: governor.v1.RunService.AdmitRun:output_type -> governor.v1.AdmitRunResponse
-	7,  // 46: governor.v1.RunService.HeartbeatRun:output_type -> governor.v1.HeartbeatRunResponse
-	9,  // 47: governor.v1.RunService.CompleteRun:output_type -> governor.v1.CompleteRunResponse
-	11, // 48: governor.v1.RunService.GetRun:output_type -> governor.v1.GetRunResponse
-	13, // 49: governor.v1.RunService.ListRuns:output_type -> governor.v1.ListRunsResponse
-	16, // 50: governor.v1.RunService.GetRunCost:output_type -> governor.v1.GetRunCostResponse
-	18, // 51: governor.v1.RunService.ListCostRecords:output_type -> governor.v1.ListCostRecordsResponse
-	20, // 52: governor.v1.RunService.RetrySettlement:output_type -> governor.v1.RetrySettlementResponse
-	22, // 53: governor.v1.RunService.ListRunIncidents:output_type -> governor.v1.ListRunIncidentsResponse
-	45, // [45:54] is the sub-list for method output_type
-	36, // [36:45] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	28, // 22: governor.v1.CompleteRunRequest.wait_for_settlement:type_name -> google.protobuf.Duration
+	2,  // 23: governor.v1.CompleteRunResponse.run:type_name -> governor.v1.Run
+	2,  // 24: governor.v1.GetRunResponse.run:type_name -> governor.v1.Run
+	0,  // 25: governor.v1.ListRunsRequest.statuses:type_name -> governor.v1.RunStatus
+	25, // 26: governor.v1.ListRunsRequest.start_time:type_name -> google.protobuf.Timestamp
+	25, // 27: governor.v1.ListRunsRequest.end_time:type_name -> google.protobuf.Timestamp
+	2,  // 28: governor.v1.ListRunsResponse.runs:type_name -> governor.v1.Run
+	0,  // 29: governor.v1.CostRecord.run_status:type_name -> governor.v1.RunStatus
+	25, // 30: governor.v1.CostRecord.record_time:type_name -> google.protobuf.Timestamp
+	14, // 31: governor.v1.GetRunCostResponse.cost:type_name -> governor.v1.CostRecord
+	25, // 32: governor.v1.ListCostRecordsRequest.start_time:type_name -> google.protobuf.Timestamp
+	25, // 33: governor.v1.ListCostRecordsRequest.end_time:type_name -> google.protobuf.Timestamp
+	14, // 34: governor.v1.ListCostRecordsResponse.records:type_name -> governor.v1.CostRecord
+	2,  // 35: governor.v1.RetrySettlementResponse.run:type_name -> governor.v1.Run
+	29, // 36: governor.v1.ListRunIncidentsResponse.incidents:type_name -> governor.v1.Incident
+	3,  // 37: governor.v1.RunService.AdmitRun:input_type -> governor.v1.AdmitRunRequest
+	6,  // 38: governor.v1.RunService.HeartbeatRun:input_type -> governor.v1.HeartbeatRunRequest
+	8,  // 39: governor.v1.RunService.CompleteRun:input_type -> governor.v1.CompleteRunRequest
+	10, // 40: governor.v1.RunService.GetRun:input_type -> governor.v1.GetRunRequest
+	12, // 41: governor.v1.RunService.ListRuns:input_type -> governor.v1.ListRunsRequest
+	15, // 42: governor.v1.RunService.GetRunCost:input_type -> governor.v1.GetRunCostRequest
+	17, // 43: governor.v1.RunService.ListCostRecords:input_type -> governor.v1.ListCostRecordsRequest
+	19, // 44: governor.v1.RunService.RetrySettlement:input_type -> governor.v1.RetrySettlementRequest
+	21, // 45: governor.v1.RunService.ListRunIncidents:input_type -> governor.v1.ListRunIncidentsRequest
+	4,  // 46: governor.v1.RunService.AdmitRun:output_type -> governor.v1.AdmitRunResponse
+	7,  // 47: governor.v1.RunService.HeartbeatRun:output_type -> governor.v1.HeartbeatRunResponse
+	9,  // 48: governor.v1.RunService.CompleteRun:output_type -> governor.v1.CompleteRunResponse
+	11, // 49: governor.v1.RunService.GetRun:output_type -> governor.v1.GetRunResponse
+	13, // 50: governor.v1.RunService.ListRuns:output_type -> governor.v1.ListRunsResponse
+	16, // 51: governor.v1.RunService.GetRunCost:output_type -> governor.v1.GetRunCostResponse
+	18, // 52: governor.v1.RunService.ListCostRecords:output_type -> governor.v1.ListCostRecordsResponse
+	20, // 53: governor.v1.RunService.RetrySettlement:output_type -> governor.v1.RetrySettlementResponse
+	22, // 54: governor.v1.RunService.ListRunIncidents:output_type -> governor.v1.ListRunIncidentsResponse
+	46, // [46:55] is the sub-list for method output_type
+	37, // [37:46] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_governor_v1_runs_proto_init() }
