@@ -25,8 +25,8 @@ import (
 	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/ids"
 	"github.com/governor-hq/governor/internal/lifecycle"
-	"github.com/governor-hq/governor/internal/money"
 	"github.com/governor-hq/governor/internal/limits"
+	"github.com/governor-hq/governor/internal/money"
 )
 
 // Kinds of alert.
