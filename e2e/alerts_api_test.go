@@ -143,12 +143,12 @@ func TestAlertServiceTenancyRolesValidationAndTestChannel(t *testing.T) {
 	_, err = tn.admin.alerts.DeleteChannel(ctx, connect.NewRequest(&v1.DeleteChannelRequest{Id: inApp.Id}))
 	requireCode(t, connect.CodeFailedPrecondition, err)
 
-	before := len(hook.waitSuccesses(1, 30*time.Second)) // the incident's
+	before := len(hook.waitSuccesses(1)) // the incident's
 	test, err := tn.admin.alerts.TestChannel(ctx, connect.NewRequest(&v1.TestChannelRequest{Id: ch.Id}))
 	require.NoError(t, err)
 	require.Equal(t, v1.AlertKind_ALERT_KIND_TEST, test.Msg.Alert.Kind)
 	require.Equal(t, ch.Id, test.Msg.Delivery.ChannelId)
-	got := hook.waitSuccesses(before+1, 30*time.Second)
+	got := hook.waitSuccesses(before + 1)
 	require.Equal(t, "alert.test", got[before].Payload.Type)
 	require.Len(t, tn.deliveriesOf(t, test.Msg.Alert.Id), 1, "the test alert goes to that channel only")
 

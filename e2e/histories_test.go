@@ -23,10 +23,10 @@ import (
 func historyOf(t *testing.T, tn *tenant, workflowID string) *historypb.History {
 	t.Helper()
 	ctx := context.Background()
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		d, err := tn.temporal.DescribeWorkflowExecution(ctx, workflowID, "")
 		return err == nil && d.WorkflowExecutionInfo.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
-	}, 30*time.Second, 50*time.Millisecond)
+	})
 	it := tn.temporal.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	h := &historypb.History{}
 	for it.HasNext() {
@@ -74,10 +74,10 @@ func TestRecordRunHistories(t *testing.T) {
 	keepHistory(t, "run_expired_after_heartbeat", historyOf(t, tn, lifecycle.RunWorkflowID(hb.Msg.Run.Id)))
 
 	complete(t, ag.ingest, hb.Msg.Run.Id, v1.RunStatus_RUN_STATUS_FAILED, dollar)
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		r, err := tn.admin.runs.GetRun(ctx, connect.NewRequest(&v1.GetRunRequest{Id: hb.Msg.Run.Id}))
 		require.NoError(t, err)
 		return r.Msg.Run.Status == v1.RunStatus_RUN_STATUS_FAILED
-	}, 30*time.Second, 50*time.Millisecond)
+	})
 	keepHistory(t, "run_late_report", historyOf(t, tn, lifecycle.RunWorkflowID(hb.Msg.Run.Id)))
 }
