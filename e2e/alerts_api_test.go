@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"testing"
-	"time"
 
 	"connectrpc.com/connect"
 	"github.com/stretchr/testify/require"
@@ -43,7 +42,7 @@ func (tn *tenant) streamingAlerts(secret string) governorv1connect.AlertServiceC
 // it commits; another tenant's never arrive. Read state is per user.
 func TestWatchNotificationsStreamsNewNotificationsLive(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	tn := newTenant(t, "UTC")
 	other := newTenant(t, "UTC")

@@ -192,7 +192,7 @@ func TestCrashBetweenDecisionAndWorkflowStart(t *testing.T) {
 		var exit interface{ ExitCode() int }
 		require.True(t, errors.As(doomed.err, &exit))
 		require.Equal(t, 3, exit.ExitCode())
-	case <-time.After(10 * time.Second):
+	case <-time.After(patience):
 		t.Fatal("the API process did not exit")
 	}
 

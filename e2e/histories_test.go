@@ -66,9 +66,11 @@ func TestRecordRunHistories(t *testing.T) {
 	waitSettled(t, tn.admin, ok.Id)
 	keepHistory(t, "run_reported", historyOf(t, tn, lifecycle.RunWorkflowID(ok.Id)))
 
-	hb, err := ag.ingest.runs.AdmitRun(ctx, connect.NewRequest(&v1.AdmitRunRequest{AgentId: ag.agentID, Lease: durationOf(time.Second)}))
+	// Leases long enough for the heartbeat to land in time on a busy machine; the heartbeat
+	// extends the lease past the first one's end, so the workflow waits twice.
+	hb, err := ag.ingest.runs.AdmitRun(ctx, connect.NewRequest(&v1.AdmitRunRequest{AgentId: ag.agentID, Lease: durationOf(3 * time.Second)}))
 	require.NoError(t, err)
-	_, err = ag.ingest.runs.HeartbeatRun(ctx, connect.NewRequest(&v1.HeartbeatRunRequest{RunId: hb.Msg.Run.Id, Lease: durationOf(2 * time.Second)}))
+	_, err = ag.ingest.runs.HeartbeatRun(ctx, connect.NewRequest(&v1.HeartbeatRunRequest{RunId: hb.Msg.Run.Id, Lease: durationOf(5 * time.Second)}))
 	require.NoError(t, err)
 	require.Equal(t, v1.RunStatus_RUN_STATUS_EXPIRED, waitSettled(t, tn.admin, hb.Msg.Run.Id).Status)
 	keepHistory(t, "run_expired_after_heartbeat", historyOf(t, tn, lifecycle.RunWorkflowID(hb.Msg.Run.Id)))

@@ -229,9 +229,10 @@ func TestLeasesReleaseEverything(t *testing.T) {
 	require.EqualValues(t, 3*dollar, f.Actual.CostMicros, "a failed run's cost is recorded")
 
 	// A run whose client vanished: its lease runs out and it stops counting at once,
-	// without waiting for anything to clean up.
+	// without waiting for anything to clean up. (Five seconds: long enough for the next
+	// admission to be refused within it on a busy machine.)
 	vanished, err := ag.ingest.runs.AdmitRun(ctx, connect.NewRequest(&v1.AdmitRunRequest{AgentId: ag.agentID,
-		Estimate: &v1.Estimate{CostMicros: 7 * dollar}, Lease: durationpb.New(time.Second)}))
+		Estimate: &v1.Estimate{CostMicros: 7 * dollar}, Lease: durationpb.New(5 * time.Second)}))
 	require.NoError(t, err)
 	_, err = admit(t, ag.ingest, ag.agentID, 7*dollar)
 	blockedDetail(t, err)
