@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -119,13 +120,14 @@ func TestAuditChainUnderConcurrency(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	var wg sync.WaitGroup
+	errs := make([]error, 24) // one per goroutine, asserted once all are done
 	for i := range 24 {
 		wg.Go(func() {
-			_, err := b.admin.accounts.CreateProject(ctx, connect.NewRequest(&v1.CreateProjectRequest{Name: fmt.Sprintf("c%d", i)}))
-			require.NoError(t, err)
+			_, errs[i] = b.admin.accounts.CreateProject(ctx, connect.NewRequest(&v1.CreateProjectRequest{Name: fmt.Sprintf("c%d", i)}))
 		})
 	}
 	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
 	v, err := audit.Verify(ctx, b.pool, b.org.Organization.Id)
 	require.NoError(t, err)
 	require.Nil(t, v.First)
@@ -156,14 +158,17 @@ func TestIdempotencyKeys(t *testing.T) {
 	// Ten concurrent retries of one request make one project.
 	var wg sync.WaitGroup
 	ids := make([]string, 10)
+	errs := make([]error, len(ids)) // one per goroutine, asserted once all are done
 	for i := range ids {
 		wg.Go(func() {
 			resp, err := create("k-2", "raced")
-			require.NoError(t, err)
-			ids[i] = resp.Msg.Project.Id
+			if errs[i] = err; err == nil {
+				ids[i] = resp.Msg.Project.Id
+			}
 		})
 	}
 	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
 	for _, id := range ids {
 		require.Equal(t, ids[0], id)
 	}

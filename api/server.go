@@ -173,7 +173,7 @@ func (s *Server) Run(ctx context.Context, addr string, ready func(net.Addr)) err
 	return s.Serve(ctx, ln, ready)
 }
 
-// Serve serves on ln until ctx ends.
+// Serve serves on ln until ctx ends. It accepts connections once the event hub listens.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(net.Addr)) error {
 	srv := &http.Server{
 		Handler:           s.Handler(),
@@ -202,6 +202,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(net.Addr
 		bg.Go(func() { s.relay.Run(bgCtx) })
 	}
 	defer func() { stopBg(); bg.Wait() }()
+
+	// A stream tells its client it is live once subscribed to the hub; events committed
+	// before the hub LISTENs would never reach it, so nothing is served until then
+	// (connections wait in the listen backlog).
+	select {
+	case <-s.hub.Ready():
+	case <-ctx.Done():
+		_ = ln.Close()
+		return nil
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

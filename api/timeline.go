@@ -119,6 +119,17 @@ func (s *timelineService) WatchEvents(ctx context.Context, req *connect.Request[
 	f := req.Msg.GetFilter()
 	sub := s.hub.Subscribe(org)
 	defer sub.Close()
+	// A resync (the hub's connection came up or back, or this watcher fell behind) re-reads
+	// from here at the earliest: what the watcher asked to resume after, or else what was
+	// already there when it subscribed, which is not news to it.
+	floor := req.Msg.AfterSequence
+	if floor == 0 {
+		last, err := q.EventLastSeq(ctx, s.pool)
+		if err != nil {
+			return err
+		}
+		floor = last
+	}
 
 	// Sequences already sent, so replays and live delivery never send an event twice.
 	sent := map[int64]bool{}
@@ -180,7 +191,7 @@ func (s *timelineService) WatchEvents(ctx context.Context, req *connect.Request[
 				return err
 			}
 		case <-sub.Resync:
-			if err := replay(max(highest-resyncLookback, req.Msg.AfterSequence)); err != nil {
+			if err := replay(max(highest-resyncLookback, floor)); err != nil {
 				return err
 			}
 		}

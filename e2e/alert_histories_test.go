@@ -27,9 +27,9 @@ func TestRecordAlertAndAnomalyHistories(t *testing.T) {
 	hook.respond(http.StatusServiceUnavailable, "")
 	ch := tn.webhookChannel(t, hook, "recorded endpoint", nil)
 	id := raise(t, tn, incidentTrigger(1))
-	require.Eventually(t, func() bool { return len(hook.all()) >= 1 }, 30*time.Second, 20*time.Millisecond)
+	eventually(t, patience, func() bool { return len(hook.all()) >= 1 })
 	hook.respond(http.StatusOK, "")
-	hook.waitSuccesses(1, 30*time.Second)
+	hook.waitSuccesses(1)
 	keepHistory(t, "alert_delivery_retried", historyOf(t, tn, lifecycle.AlertDeliveryWorkflowID(id, ch.Id)))
 
 	run := runDetection(t, tn, "")
@@ -47,11 +47,11 @@ func TestWorkerCreatesTheDailyAnomalyScheduleIdempotently(t *testing.T) {
 	})
 	h := tn.temporal.ScheduleClient().GetHandle(ctx, lifecycle.AnomalyScheduleID(queue))
 	var desc *client.ScheduleDescription
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		var err error
 		desc, err = h.Describe(ctx)
 		return err == nil
-	}, 30*time.Second, 50*time.Millisecond)
+	})
 	require.Equal(t, enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, desc.Schedule.Policy.Overlap)
 	require.Equal(t, 2*time.Hour, desc.Schedule.Policy.CatchupWindow)
 	cal := desc.Schedule.Spec.Calendars // the server keeps cron expressions as calendars
@@ -83,7 +83,7 @@ func TestWorkerCreatesTheDailyAnomalyScheduleIdempotently(t *testing.T) {
 	spend(t, tn, ag, 12*dollar)
 	require.NoError(t, h.Trigger(ctx, client.ScheduleTriggerOptions{}))
 	var run *v1.AnomalyDetectionRun
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		r, err := tn.admin.anomalies.ListAnomalyDetectionRuns(ctx, connect.NewRequest(&v1.ListAnomalyDetectionRunsRequest{}))
 		require.NoError(t, err)
 		if len(r.Msg.Runs) == 0 {
@@ -91,7 +91,7 @@ func TestWorkerCreatesTheDailyAnomalyScheduleIdempotently(t *testing.T) {
 		}
 		run = r.Msg.Runs[0]
 		return run.Status == v1.AnomalyRunStatus_ANOMALY_RUN_STATUS_SUCCEEDED
-	}, 60*time.Second, 100*time.Millisecond)
+	})
 	require.Equal(t, "schedule", run.Trigger)
 	require.Len(t, run.Days, 1)
 	require.Equal(t, time.Now().UTC().AddDate(0, 0, -1).Format("2006-01-02"), run.Days[0])

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"testing"
-	"time"
 
 	"connectrpc.com/connect"
 	"github.com/stretchr/testify/require"
@@ -43,7 +42,7 @@ func (tn *tenant) streamingAlerts(secret string) governorv1connect.AlertServiceC
 // it commits; another tenant's never arrive. Read state is per user.
 func TestWatchNotificationsStreamsNewNotificationsLive(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	tn := newTenant(t, "UTC")
 	other := newTenant(t, "UTC")
@@ -143,12 +142,12 @@ func TestAlertServiceTenancyRolesValidationAndTestChannel(t *testing.T) {
 	_, err = tn.admin.alerts.DeleteChannel(ctx, connect.NewRequest(&v1.DeleteChannelRequest{Id: inApp.Id}))
 	requireCode(t, connect.CodeFailedPrecondition, err)
 
-	before := len(hook.waitSuccesses(1, 30*time.Second)) // the incident's
+	before := len(hook.waitSuccesses(1)) // the incident's
 	test, err := tn.admin.alerts.TestChannel(ctx, connect.NewRequest(&v1.TestChannelRequest{Id: ch.Id}))
 	require.NoError(t, err)
 	require.Equal(t, v1.AlertKind_ALERT_KIND_TEST, test.Msg.Alert.Kind)
 	require.Equal(t, ch.Id, test.Msg.Delivery.ChannelId)
-	got := hook.waitSuccesses(before+1, 30*time.Second)
+	got := hook.waitSuccesses(before + 1)
 	require.Equal(t, "alert.test", got[before].Payload.Type)
 	require.Len(t, tn.deliveriesOf(t, test.Msg.Alert.Id), 1, "the test alert goes to that channel only")
 

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -58,17 +59,21 @@ func ownStackWith(t *testing.T, withAPI func(*api.Options), withWorker func(*wor
 	wg.Go(func() {
 		_ = api.New(pool, logger(), opts).Serve(srvCtx, ln, nil)
 	})
+	workerErr := make(chan error, 1)
 	if withWorker != nil {
 		d := workers.Deps{Client: tc, Pool: pool, Log: logger(), TaskQueue: queue, Namespace: testenv.TemporalNamespace(),
 			Alerts: testDeliverOptions()}
 		withWorker(&d)
-		wg.Go(func() {
-			if err := workers.Run(srvCtx, d); err != nil {
-				t.Errorf("worker: %v", err)
-			}
-		})
+		wg.Go(func() { workerErr <- workers.Run(srvCtx, d) })
 	}
-	t.Cleanup(func() { stop(); wg.Wait(); tc.Close() })
+	t.Cleanup(func() {
+		stop()
+		wg.Wait()
+		tc.Close()
+		if withWorker != nil {
+			require.NoError(t, <-workerErr, "worker")
+		}
+	})
 	s := &stack{pool: pool, temporal: tc, taskQueue: queue, baseURL: "http://" + ln.Addr().String(), http: &http.Client{Timeout: time.Minute}}
 	res, err := api.Bootstrap(ctx, pool, "test", api.BootstrapInput{OrgName: t.Name(), TimeZone: "UTC", AdminEmail: "a@example.com"})
 	require.NoError(t, err)
@@ -91,44 +96,39 @@ func TestHundredConcurrentRunsCrossing80PercentAlertOncePerChannel(t *testing.T)
 
 	const n = 100
 	runs := make([]*v1.Run, n)
+	errs := make([]error, n) // each goroutine writes its own; asserted here once all are done
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() {
-			r, err := admit(t, ag.ingest, ag.agentID, dollar)
-			if err == nil {
-				runs[i] = r
-			}
-		})
+		wg.Go(func() { runs[i], errs[i] = admit(t, ag.ingest, ag.agentID, dollar) })
 	}
 	wg.Wait()
-	for i := range n {
-		require.NotNil(t, runs[i], "run %d admitted", i)
-	}
+	require.NoError(t, errors.Join(errs...), "every run is admitted")
 	start := make(chan struct{})
 	for i := range n {
 		wg.Go(func() {
 			<-start
 			c := int64(dollar)
-			_, err := ag.ingest.runs.CompleteRun(ctx, connect.NewRequest(&v1.CompleteRunRequest{
+			_, errs[i] = ag.ingest.runs.CompleteRun(ctx, connect.NewRequest(&v1.CompleteRunRequest{
 				RunId: runs[i].Id, Status: v1.RunStatus_RUN_STATUS_SUCCEEDED, CostMicros: &c}))
-			if err != nil {
-				t.Errorf("complete: %v", err)
-			}
 		})
 	}
 	close(start)
 	wg.Wait()
+	require.NoError(t, errors.Join(errs...), "every run is completed")
 	for i := range n {
 		waitSettled(t, tn.admin, runs[i].Id)
 	}
 
-	hookA.waitSuccesses(1, 30*time.Second)
-	hookB.waitSuccesses(1, 30*time.Second)
-	time.Sleep(2 * time.Second)
-	require.Len(t, hookA.all(), 1, "webhook a fired once")
-	require.Len(t, hookB.all(), 1, "webhook b fired once")
+	// Alerts are raised in the settling transactions, all committed now: whatever was
+	// going to be raised has been.
 	thresholds := tn.alertsOf(t, v1.AlertKind_ALERT_KIND_LIMIT_THRESHOLD)
 	require.Len(t, thresholds, 1, "one alert")
+	hookA.waitSuccesses(1)
+	hookB.waitSuccesses(1)
+	// Both deliveries are over and nothing more is owed: no second request can come.
+	tn.waitDeliveriesDone(t, thresholds[0].Id, chA.Id, chB.Id)
+	require.Len(t, hookA.all(), 1, "webhook a fired once")
+	require.Len(t, hookB.all(), 1, "webhook b fired once")
 	require.Len(t, tn.deliveriesOf(t, thresholds[0].Id), 3, "one delivery per channel")
 	require.Len(t, tn.notifications(t), 1, "one in-app notification")
 }
@@ -150,7 +150,7 @@ func TestWorkerKilledMidDeliveryResumesOnAnotherWorker(t *testing.T) {
 	var held received
 	select {
 	case held = <-hook.arrived:
-	case <-time.After(30 * time.Second):
+	case <-time.After(patience):
 		t.Fatal("the first attempt never arrived")
 	}
 	require.NoError(t, held.Verified)
@@ -164,24 +164,24 @@ func TestWorkerKilledMidDeliveryResumesOnAnotherWorker(t *testing.T) {
 
 	t0 := time.Now()
 	startChildWorker(t, dbURL, queue)
-	got := hook.waitSuccesses(1, 60*time.Second)
+	got := hook.waitSuccesses(1)
 	t.Log("delivered by the second worker after", time.Since(t0))
 	require.Equal(t, held.ID, got[0].ID, "same webhook-id")
 	require.Equal(t, id, got[0].Payload.Data.ID)
 
 	var wh *v1.Delivery
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		for _, d := range tn.deliveriesOf(t, id) {
 			if d.ChannelId == ch.Id {
 				wh = d
 			}
 		}
 		return wh != nil && wh.Status == v1.DeliveryStatus_DELIVERY_STATUS_DELIVERED
-	}, 30*time.Second, 50*time.Millisecond)
+	})
 	require.Len(t, wh.Attempts, 2)
 	require.Equal(t, v1.AttemptOutcome_ATTEMPT_OUTCOME_ABANDONED, wh.Attempts[0].Outcome)
 	require.Equal(t, v1.AttemptOutcome_ATTEMPT_OUTCOME_DELIVERED, wh.Attempts[1].Outcome)
-	time.Sleep(time.Second)
+	tn.waitDeliveriesDone(t, id, ch.Id)
 	require.Len(t, hook.successes(), 1)
 }
 
@@ -276,7 +276,7 @@ func TestEmailChannelDeliversOverSMTPWithSTARTTLS(t *testing.T) {
 	require.Empty(t, resp.Msg.Secret)
 	id := raise(t, tn, incidentTrigger(7))
 
-	require.Eventually(t, func() bool { return len(ms.received()) == 1 }, 30*time.Second, 20*time.Millisecond)
+	eventually(t, patience, func() bool { return len(ms.received()) == 1 })
 	got := ms.received()[0]
 	require.True(t, got.TLS, "the message went over STARTTLS")
 	require.Equal(t, "alerts@governor.test", got.From)
@@ -284,14 +284,14 @@ func TestEmailChannelDeliversOverSMTPWithSTARTTLS(t *testing.T) {
 	require.Contains(t, string(got.Data), "Subject: [Governor] [HIGH] Incident 7 opened")
 	require.Contains(t, string(got.Data), "X-Governor-Alert-Id: "+id)
 	var d *v1.Delivery
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		for _, x := range tn.deliveriesOf(t, id) {
 			if x.ChannelId == resp.Msg.Channel.Id {
 				d = x
 			}
 		}
 		return d != nil && d.Status == v1.DeliveryStatus_DELIVERY_STATUS_DELIVERED
-	}, 30*time.Second, 20*time.Millisecond)
+	})
 	require.EqualValues(t, 250, d.Attempts[0].StatusCode)
 	require.Contains(t, string(got.Data), "Message-ID: <"+d.Id+"@governor>")
 }
@@ -310,7 +310,7 @@ func TestRateLimitedChannelFoldsOverflowIntoADigest(t *testing.T) {
 	for i := range 5 {
 		ids = append(ids, raise(t, tn, incidentTrigger(i)))
 	}
-	hook.waitSuccesses(2, 30*time.Second)
+	hook.waitSuccesses(2)
 	digests := tn.alertsOf(t, v1.AlertKind_ALERT_KIND_DIGEST)
 	require.Len(t, digests, 1)
 	dg := digests[0]
@@ -326,13 +326,14 @@ func TestRateLimitedChannelFoldsOverflowIntoADigest(t *testing.T) {
 	}
 	// Every alert still reached the in-app channel (it has no limit).
 	require.Len(t, tn.notifications(t), 5)
-	time.Sleep(time.Second)
+	// The digest's delivery sleeps until the hour ends, without having tried anything.
+	waitAsleepOnTimer(t, tn.temporal, lifecycle.AlertDeliveryWorkflowID(dg.Id, ch.Id))
 	require.Len(t, hook.all(), 2, "the digest waits for the hour to end")
 
 	_, err := tn.pool.Exec(ctx, "UPDATE alerts SET digest_send_at = now() WHERE id = $1", dg.Id)
 	require.NoError(t, err)
 	require.NoError(t, tn.temporal.SignalWorkflow(ctx, lifecycle.AlertDeliveryWorkflowID(dg.Id, ch.Id), "", lifecycle.SignalAlertRedeliver, nil))
-	got := hook.waitSuccesses(3, 30*time.Second)
+	got := hook.waitSuccesses(3)
 	last := got[2]
 	require.Equal(t, "alert.digest", last.Payload.Type)
 	require.EqualValues(t, 3, last.Payload.Data.Data["count"])

@@ -17,6 +17,7 @@ import (
 	v1 "github.com/governor-hq/governor/gen/governor/v1"
 	"github.com/governor-hq/governor/internal/alerts"
 	"github.com/governor-hq/governor/internal/events"
+	"github.com/governor-hq/governor/internal/lifecycle"
 )
 
 // Seed 000, phase 5.3: "Set alert: notify when spend > 80% of budget. Spend reaches 82%.
@@ -36,7 +37,7 @@ func TestPhase53AlertAt80PercentFiresWebhookAndInAppOnce(t *testing.T) {
 	require.Empty(t, tn.alertsOf(t), "41% crosses nothing")
 	spend(t, tn, ag, 41*dollar) // 82%
 
-	got := hook.waitSuccesses(1, 30*time.Second)
+	got := hook.waitSuccesses(1)
 	require.Equal(t, "alert.limit_threshold", got[0].Payload.Type)
 	require.Equal(t, lim.Id, got[0].Payload.Data.Data["limit_id"])
 	require.EqualValues(t, 80, got[0].Payload.Data.Data["threshold"])
@@ -49,13 +50,15 @@ func TestPhase53AlertAt80PercentFiresWebhookAndInAppOnce(t *testing.T) {
 	require.Equal(t, got[0].Payload.Data.ID, notes[0].AlertId)
 	require.False(t, notes[0].Read)
 
-	// More spend below the next threshold fires nothing more; nor does time.
+	// More spend below the next threshold fires nothing more; nor does time. The spend has
+	// settled (alerts are raised in that transaction) and the one delivery workflow is
+	// over with nothing owed: nothing else can reach the receiver.
 	spend(t, tn, ag, 5*dollar)
-	time.Sleep(2 * time.Second)
-	require.Len(t, hook.all(), 1, "the webhook fired once")
-	require.Len(t, tn.notifications(t), 1, "one in-app notification")
 	alerts := tn.alertsOf(t)
 	require.Len(t, alerts, 1)
+	tn.waitDeliveriesDone(t, alerts[0].Id, ch.Id)
+	require.Len(t, hook.all(), 1, "the webhook fired once")
+	require.Len(t, tn.notifications(t), 1, "one in-app notification")
 
 	dels := tn.deliveriesOf(t, alerts[0].Id)
 	require.Len(t, dels, 2, "the webhook and the in-app channel")
@@ -114,7 +117,7 @@ func TestWebhookReceiverDownThenUpGetsEveryEventWithStableIDs(t *testing.T) {
 		ids[raise(t, tn, incidentTrigger(i))] = true
 	}
 	// Phase 1: 503 with Retry-After: 1.
-	require.Eventually(t, func() bool { return len(hook.all()) >= 2*n }, 30*time.Second, 20*time.Millisecond)
+	eventually(t, patience, func() bool { return len(hook.all()) >= 2*n })
 	firstIDs := map[string]string{} // alert id -> webhook-id seen first
 	for _, g := range hook.all() {
 		require.NoError(t, g.Verified)
@@ -124,15 +127,30 @@ func TestWebhookReceiverDownThenUpGetsEveryEventWithStableIDs(t *testing.T) {
 		require.Equal(t, firstIDs[g.Payload.Data.ID], g.ID, "webhook-id is stable across retries")
 	}
 	require.Len(t, firstIDs, n)
-	// Phase 2: down (every delivery retries at least once meanwhile: Retry-After and the
-	// backoff are at most 1 s).
+	// Phase 2: down, until every delivery has recorded an attempt that found nobody
+	// listening (Retry-After and the backoff are at most 1 s).
 	hook.down()
-	time.Sleep(3 * time.Second)
+	eventually(t, patience, func() bool {
+		for id := range ids {
+			refused := false
+			for _, d := range tn.deliveriesOf(t, id) {
+				for _, at := range d.Attempts {
+					refused = refused || (d.ChannelId == ch.Id && at.StatusCode == 0 && at.FinishTime != nil)
+				}
+			}
+			if !refused {
+				return false
+			}
+		}
+		return true
+	}, "every delivery tries while the receiver is down")
 	// Phase 3: back.
 	hook.respond(http.StatusOK, "")
 	hook.up()
-	hook.waitSuccesses(n, 60*time.Second)
-	time.Sleep(time.Second)
+	hook.waitSuccesses(n)
+	for id := range ids {
+		tn.waitDeliveriesDone(t, id, ch.Id)
+	}
 	got := hook.successes()
 	require.Len(t, got, n, "each event arrives once")
 	for _, g := range got {
@@ -183,19 +201,19 @@ func TestWebhook4xxIsNotRetriedAndRedeliverAlertSendsAgain(t *testing.T) {
 	id := raise(t, tn, incidentTrigger(1))
 
 	var wh *v1.Delivery
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		for _, d := range tn.deliveriesOf(t, id) {
 			if d.ChannelId == ch.Id {
 				wh = d
 			}
 		}
 		return wh != nil && wh.Status == v1.DeliveryStatus_DELIVERY_STATUS_FAILED
-	}, 30*time.Second, 20*time.Millisecond)
+	})
 	require.Len(t, wh.Attempts, 1)
 	require.Equal(t, v1.AttemptOutcome_ATTEMPT_OUTCOME_FAILED, wh.Attempts[0].Outcome)
 	require.EqualValues(t, http.StatusBadRequest, wh.Attempts[0].StatusCode)
 	require.Contains(t, wh.LastError, "not retried")
-	time.Sleep(time.Second)
+	tn.waitDeliveriesDone(t, id, ch.Id)
 	require.Len(t, hook.all(), 1, "not retried")
 
 	// Not failed: nothing to redeliver for the in-app channel.
@@ -207,16 +225,16 @@ func TestWebhook4xxIsNotRetriedAndRedeliverAlertSendsAgain(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, re.Msg.Deliveries, 1)
 	require.Equal(t, v1.DeliveryStatus_DELIVERY_STATUS_PENDING, re.Msg.Deliveries[0].Status)
-	got := hook.waitSuccesses(1, 30*time.Second)
+	got := hook.waitSuccesses(1)
 	require.Equal(t, hook.all()[0].ID, got[0].ID, "a redelivery keeps the webhook-id")
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		for _, d := range tn.deliveriesOf(t, id) {
 			if d.ChannelId == ch.Id {
 				wh = d
 			}
 		}
 		return wh.Status == v1.DeliveryStatus_DELIVERY_STATUS_DELIVERED
-	}, 30*time.Second, 20*time.Millisecond)
+	})
 	require.Len(t, wh.Attempts, 2)
 	entries, err := tn.admin.audit.ListAuditEntries(ctx, connect.NewRequest(&v1.ListAuditEntriesRequest{Action: "alert.redeliver"}))
 	require.NoError(t, err)
@@ -233,9 +251,9 @@ func TestWebhook429HonoursRetryAfter(t *testing.T) {
 	hook.respond(http.StatusTooManyRequests, "2")
 	tn.webhookChannel(t, hook, "busy endpoint", nil)
 	raise(t, tn, incidentTrigger(1))
-	require.Eventually(t, func() bool { return len(hook.all()) >= 1 }, 30*time.Second, 20*time.Millisecond)
+	eventually(t, patience, func() bool { return len(hook.all()) >= 1 })
 	hook.respond(http.StatusOK, "")
-	got := hook.waitSuccesses(1, 30*time.Second)
+	got := hook.waitSuccesses(1)
 	all := hook.all()
 	require.Len(t, all, 2)
 	require.GreaterOrEqual(t, got[0].At.Sub(all[0].At), 1900*time.Millisecond, "waited for Retry-After: 2")
@@ -257,7 +275,7 @@ func TestSecretRotationSignsWithBothSecretsUntilThePreviousExpires(t *testing.T)
 	require.NotNil(t, rot.Msg.Channel.PreviousSecretExpireTime)
 	hook.verifyWith(old, rot.Msg.Secret) // must verify with each, separately
 	raise(t, tn, incidentTrigger(1))
-	got := hook.waitSuccesses(1, 30*time.Second)
+	got := hook.waitSuccesses(1)
 	require.NoError(t, got[0].Verified)
 	require.Len(t, strings.Fields(got[0].Signature), 2)
 
@@ -284,11 +302,11 @@ func TestFailingChannelIsDisabledAndThatIsAnInAppAlert(t *testing.T) {
 		r.DisableAfter = durationpb.New(2 * time.Second)
 	})
 	id := raise(t, tn, incidentTrigger(1))
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		c, err := tn.admin.alerts.GetChannel(ctx, connect.NewRequest(&v1.GetChannelRequest{Id: ch.Id}))
 		require.NoError(t, err)
 		return !c.Msg.Channel.Enabled
-	}, 30*time.Second, 50*time.Millisecond)
+	})
 	c, err := tn.admin.alerts.GetChannel(ctx, connect.NewRequest(&v1.GetChannelRequest{Id: ch.Id}))
 	require.NoError(t, err)
 	require.Contains(t, c.Msg.Channel.DisabledReason, "failed since")
@@ -319,8 +337,16 @@ func TestFailingChannelIsDisabledAndThatIsAnInAppAlert(t *testing.T) {
 	_, err = tn.admin.alerts.RedeliverAlert(ctx, connect.NewRequest(&v1.RedeliverAlertRequest{AlertId: id}))
 	requireCode(t, connect.CodeFailedPrecondition, err)
 	before := len(hook.all())
-	raise(t, tn, incidentTrigger(2))
-	time.Sleep(time.Second)
+	second := raise(t, tn, incidentTrigger(2))
+	// Raising commits every delivery it schedules; none is scheduled for the disabled
+	// channel, and nothing is owed to it in the outbox.
+	for _, d := range tn.deliveriesOf(t, second) {
+		require.NotEqual(t, ch.Id, d.ChannelId, "a delivery to the disabled channel: %v", d)
+	}
+	require.Zero(t, tn.outboxRows(t, lifecycle.AlertDeliveryWorkflowID(second, ch.Id)))
+	desc, err := describe(ctx, tn.temporal, lifecycle.AlertDeliveryWorkflowID(second, ch.Id))
+	require.NoError(t, err)
+	require.Nil(t, desc, "no delivery workflow for the disabled channel")
 	require.Len(t, hook.all(), before)
 
 	// Fixed and enabled: the missed alert is redelivered.
@@ -329,5 +355,5 @@ func TestFailingChannelIsDisabledAndThatIsAnInAppAlert(t *testing.T) {
 	require.NoError(t, err)
 	_, err = tn.admin.alerts.RedeliverAlert(ctx, connect.NewRequest(&v1.RedeliverAlertRequest{AlertId: id}))
 	require.NoError(t, err)
-	hook.waitSuccesses(1, 30*time.Second)
+	hook.waitSuccesses(1)
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"connectrpc.com/connect"
 	"github.com/stretchr/testify/require"
@@ -224,14 +223,14 @@ func TestASettlementThatCannotSucceedIsDeadLetteredAndRetryable(t *testing.T) {
 
 	complete(t, ag.ingest, run.Id, v1.RunStatus_RUN_STATUS_SUCCEEDED, 3*dollar)
 	var got *v1.Run
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		r, err := tn.admin.runs.GetRun(ctx, connect.NewRequest(&v1.GetRunRequest{Id: run.Id}))
 		if err != nil {
 			return false
 		}
 		got = r.Msg.Run
 		return got.DeadLetterTime != nil
-	}, 90*time.Second, 100*time.Millisecond, "the settlement is dead-lettered")
+	}, "the settlement is dead-lettered")
 	require.Nil(t, got.SettleTime)
 	require.Contains(t, got.DeadLetterError, "bigint out of range")
 
@@ -243,9 +242,9 @@ func TestASettlementThatCannotSucceedIsDeadLetteredAndRetryable(t *testing.T) {
 
 	// Visible: the Temporal UI (search attribute), the timeline, the ledger, an in-app
 	// alert and /metrics.
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		return workflowStatus(t, tn.temporal, "run/"+run.Id) == "dead_letter"
-	}, 60*time.Second, 100*time.Millisecond)
+	})
 	evs, err := tn.admin.timeline.ListEvents(ctx, connect.NewRequest(&v1.ListEventsRequest{
 		Filter: &v1.EventFilter{Types: []string{"run_settlement_dead_lettered"}, CorrelationId: run.Id}}))
 	require.NoError(t, err)
@@ -256,7 +255,7 @@ func TestASettlementThatCannotSucceedIsDeadLetteredAndRetryable(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, entries.Msg.Entries, 1)
 	require.Equal(t, "workflow:run/"+run.Id, entries.Msg.Entries[0].Actor.System)
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		n, err := tn.admin.alerts.ListNotifications(ctx, connect.NewRequest(&v1.ListNotificationsRequest{}))
 		if err != nil {
 			return false
@@ -267,7 +266,7 @@ func TestASettlementThatCannotSucceedIsDeadLetteredAndRetryable(t *testing.T) {
 			}
 		}
 		return false
-	}, 30*time.Second, 100*time.Millisecond, "an in-app alert says the settlement failed")
+	}, "an in-app alert says the settlement failed")
 	require.GreaterOrEqual(t, metricValue(t, tn.stack, "governor_settlements_dead_lettered"), 1.0)
 
 	// Retrying before the cause is fixed dead-letters again; an operator's retry after the
@@ -293,9 +292,9 @@ func TestASettlementThatCannotSucceedIsDeadLetteredAndRetryable(t *testing.T) {
 	require.Equal(t, lim.Id, chk.Msg.Checks[0].LimitId)
 	require.EqualValues(t, 3*dollar, chk.Msg.Checks[0].Used)
 	require.EqualValues(t, 0, chk.Msg.Checks[0].Reserved)
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		return workflowStatus(t, tn.temporal, "run/"+run.Id) == "succeeded"
-	}, 60*time.Second, 100*time.Millisecond)
+	})
 }
 
 // metricValue reads one unlabelled gauge from the API's /metrics.

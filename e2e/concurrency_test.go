@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -19,13 +20,15 @@ import (
 
 // 64 goroutines across two API server processes hammer one budget with random estimates
 // and actual costs. Zero overspend: what is admitted never exceeds the limit; after
-// settlement, usage equals the sum of the cost records and nothing stays reserved.
+// settlement, usage equals the sum of the cost records and nothing stays reserved. The
+// budget holds many admission batches' worth of runs, so both processes admit until the
+// end and race for the last of it.
 func TestConcurrentAdmissionsAcrossTwoProcessesNeverOverspend(t *testing.T) {
 	t.Parallel()
 	tn := newTenant(t, "UTC")
 	ctx := context.Background()
 	other := startChildAPI(t, false)
-	const budget = 300 * dollar
+	const budget = 1000 * dollar
 	lim := tn.createLimit(t, &v1.CreateLimitRequest{Name: "shared budget", Scope: orgScope(), Metric: v1.LimitMetric_LIMIT_METRIC_COST,
 		Window: v1.LimitWindow_LIMIT_WINDOW_DAY, Amount: budget})
 	// A few agents and keys, so the org budget is the only thing they share.
@@ -34,39 +37,61 @@ func TestConcurrentAdmissionsAcrossTwoProcessesNeverOverspend(t *testing.T) {
 		kits = append(kits, tn.newAgent(t, "hammer-"+string(rune('a'+i))))
 	}
 
+	// The other process's clients, made here: the goroutines below only call the API.
+	childOf := warmClients(t, tn, other, kits)
+
 	type admitted struct {
 		run      *v1.Run
 		kit      agentKit
 		estimate int64
+		child    bool // admitted by the other process
 	}
 	var mu sync.Mutex
 	var runs []admitted
 	var blocked atomic.Int64
 	var wg sync.WaitGroup
+	errs := make([]error, 64) // one per goroutine, asserted once all are done
+	start := make(chan struct{})
 	for g := range 64 {
 		wg.Go(func() {
 			kit := kits[g%len(kits)]
-			c := kit.ingest
-			if g%2 == 1 {
-				c = tn.clientsAt(other.baseURL, secretOf(t, tn, kit)) // the other process
+			c, child := kit.ingest, g%2 == 1
+			if child {
+				c = childOf[kit.agentID] // the other process
 			}
+			<-start
 			for consecutiveBlocks := 0; consecutiveBlocks < 3; {
-				est := int64(1+rand.IntN(20)) * dollar
-				resp, err := c.runs.AdmitRun(ctx, connect.NewRequest(&v1.AdmitRunRequest{AgentId: kit.agentID, Estimate: &v1.Estimate{CostMicros: est}}))
+				est := int64(1+rand.IntN(10)) * dollar
+				resp, err := c.runs.AdmitRun(ctx, connect.NewRequest(&v1.AdmitRunRequest{AgentId: kit.agentID, Estimate: &v1.Estimate{CostMicros: est},
+					Lease: durationOf(10 * time.Minute)}))
 				if connect.CodeOf(err) == connect.CodeResourceExhausted {
 					blocked.Add(1)
 					consecutiveBlocks++
 					continue
 				}
-				require.NoError(t, err)
+				if err != nil {
+					errs[g] = fmt.Errorf("goroutine %d: %w", g, err)
+					return
+				}
 				consecutiveBlocks = 0
 				mu.Lock()
-				runs = append(runs, admitted{resp.Msg.Run, kit, est})
+				runs = append(runs, admitted{resp.Msg.Run, kit, est, child})
 				mu.Unlock()
 			}
 		})
 	}
+	close(start)
 	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
+	byChild := 0
+	for _, r := range runs {
+		if r.child {
+			byChild++
+		}
+	}
+	t.Logf("%d of %d runs admitted by the other process", byChild, len(runs))
+	require.Positive(t, byChild, "the other process admitted runs")
+	require.Less(t, byChild, len(runs), "this process admitted runs")
 
 	// Nothing has settled yet: every admitted estimate is held at once.
 	var held int64
@@ -82,6 +107,7 @@ func TestConcurrentAdmissionsAcrossTwoProcessesNeverOverspend(t *testing.T) {
 	var want int64
 	statuses := []v1.RunStatus{v1.RunStatus_RUN_STATUS_SUCCEEDED, v1.RunStatus_RUN_STATUS_SUCCEEDED, v1.RunStatus_RUN_STATUS_FAILED, v1.RunStatus_RUN_STATUS_CANCELLED}
 	sem := make(chan struct{}, 32)
+	errs = make([]error, len(runs))
 	for i, r := range runs {
 		actual := rand.Int64N(r.estimate + 1)
 		want += actual
@@ -90,13 +116,13 @@ func TestConcurrentAdmissionsAcrossTwoProcessesNeverOverspend(t *testing.T) {
 			defer func() { <-sem }()
 			c := r.kit.ingest
 			if i%2 == 1 {
-				c = tn.clientsAt(other.baseURL, secretOf(t, tn, r.kit))
+				c = childOf[r.kit.agentID]
 			}
-			_, err := c.runs.CompleteRun(ctx, connect.NewRequest(&v1.CompleteRunRequest{RunId: r.run.Id, Status: statuses[i%len(statuses)], CostMicros: &actual}))
-			require.NoError(t, err)
+			_, errs[i] = c.runs.CompleteRun(ctx, connect.NewRequest(&v1.CompleteRunRequest{RunId: r.run.Id, Status: statuses[i%len(statuses)], CostMicros: &actual}))
 		})
 	}
 	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
 	for _, r := range runs {
 		waitSettled(t, tn.admin, r.run.Id)
 	}
@@ -113,6 +139,23 @@ func TestConcurrentAdmissionsAcrossTwoProcessesNeverOverspend(t *testing.T) {
 }
 
 var secrets sync.Map // agent id -> ingest secret, for clients of the child process
+
+// warmClients returns clients of the other process for each agent, each having made a
+// call already (connection up, key looked up), so that both processes start admitting
+// together.
+func warmClients(t *testing.T, tn *tenant, other *child, kits []agentKit) map[string]clients {
+	t.Helper()
+	out := map[string]clients{}
+	for _, kit := range kits {
+		c := tn.clientsAt(other.baseURL, secretOf(t, tn, kit))
+		for _, cl := range []clients{c, kit.ingest} {
+			_, err := cl.limits.CheckLimits(context.Background(), connect.NewRequest(&v1.CheckLimitsRequest{AgentId: kit.agentID}))
+			require.NoError(t, err)
+		}
+		out[kit.agentID] = c
+	}
+	return out
+}
 
 func secretOf(t *testing.T, tn *tenant, kit agentKit) string {
 	t.Helper()
@@ -149,7 +192,7 @@ func TestCrashBetweenDecisionAndWorkflowStart(t *testing.T) {
 		var exit interface{ ExitCode() int }
 		require.True(t, errors.As(doomed.err, &exit))
 		require.Equal(t, 3, exit.ExitCode())
-	case <-time.After(10 * time.Second):
+	case <-time.After(patience):
 		t.Fatal("the API process did not exit")
 	}
 

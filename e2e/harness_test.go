@@ -234,12 +234,12 @@ const dollar = 1_000_000
 func waitSettled(t *testing.T, c clients, runID string) *v1.Run {
 	t.Helper()
 	var run *v1.Run
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		r, err := c.runs.GetRun(context.Background(), connect.NewRequest(&v1.GetRunRequest{Id: runID}))
 		require.NoError(t, err)
 		run = r.Msg.Run
 		return run.SettleTime != nil
-	}, 60*time.Second, 50*time.Millisecond, "run %s settles", runID)
+	}, "run %s settles", runID)
 	return run
 }
 

@@ -23,10 +23,10 @@ import (
 func historyOf(t *testing.T, tn *tenant, workflowID string) *historypb.History {
 	t.Helper()
 	ctx := context.Background()
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		d, err := tn.temporal.DescribeWorkflowExecution(ctx, workflowID, "")
 		return err == nil && d.WorkflowExecutionInfo.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
-	}, 30*time.Second, 50*time.Millisecond)
+	})
 	it := tn.temporal.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	h := &historypb.History{}
 	for it.HasNext() {
@@ -66,18 +66,20 @@ func TestRecordRunHistories(t *testing.T) {
 	waitSettled(t, tn.admin, ok.Id)
 	keepHistory(t, "run_reported", historyOf(t, tn, lifecycle.RunWorkflowID(ok.Id)))
 
-	hb, err := ag.ingest.runs.AdmitRun(ctx, connect.NewRequest(&v1.AdmitRunRequest{AgentId: ag.agentID, Lease: durationOf(time.Second)}))
+	// Leases long enough for the heartbeat to land in time on a busy machine; the heartbeat
+	// extends the lease past the first one's end, so the workflow waits twice.
+	hb, err := ag.ingest.runs.AdmitRun(ctx, connect.NewRequest(&v1.AdmitRunRequest{AgentId: ag.agentID, Lease: durationOf(3 * time.Second)}))
 	require.NoError(t, err)
-	_, err = ag.ingest.runs.HeartbeatRun(ctx, connect.NewRequest(&v1.HeartbeatRunRequest{RunId: hb.Msg.Run.Id, Lease: durationOf(2 * time.Second)}))
+	_, err = ag.ingest.runs.HeartbeatRun(ctx, connect.NewRequest(&v1.HeartbeatRunRequest{RunId: hb.Msg.Run.Id, Lease: durationOf(5 * time.Second)}))
 	require.NoError(t, err)
 	require.Equal(t, v1.RunStatus_RUN_STATUS_EXPIRED, waitSettled(t, tn.admin, hb.Msg.Run.Id).Status)
 	keepHistory(t, "run_expired_after_heartbeat", historyOf(t, tn, lifecycle.RunWorkflowID(hb.Msg.Run.Id)))
 
 	complete(t, ag.ingest, hb.Msg.Run.Id, v1.RunStatus_RUN_STATUS_FAILED, dollar)
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		r, err := tn.admin.runs.GetRun(ctx, connect.NewRequest(&v1.GetRunRequest{Id: hb.Msg.Run.Id}))
 		require.NoError(t, err)
 		return r.Msg.Run.Status == v1.RunStatus_RUN_STATUS_FAILED
-	}, 30*time.Second, 50*time.Millisecond)
+	})
 	keepHistory(t, "run_late_report", historyOf(t, tn, lifecycle.RunWorkflowID(hb.Msg.Run.Id)))
 }

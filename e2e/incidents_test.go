@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"connectrpc.com/connect"
 	"github.com/stretchr/testify/require"
@@ -35,7 +34,7 @@ func fail(t *testing.T, tn *tenant, kit agentKit, code, msg string, cost int64, 
 func incidentOf(t *testing.T, c clients, runID string) *v1.Incident {
 	t.Helper()
 	var inc *v1.Incident
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		r, err := c.runs.ListRunIncidents(context.Background(), connect.NewRequest(&v1.ListRunIncidentsRequest{RunId: runID}))
 		require.NoError(t, err)
 		if len(r.Msg.Incidents) == 0 {
@@ -43,7 +42,7 @@ func incidentOf(t *testing.T, c clients, runID string) *v1.Incident {
 		}
 		inc = r.Msg.Incidents[0]
 		return true
-	}, 30*time.Second, 50*time.Millisecond)
+	})
 	return inc
 }
 
@@ -52,12 +51,12 @@ func proposalOf(t *testing.T, c clients, incidentID string) *v1.PolicyProposal {
 	t.Helper()
 	ctx := context.Background()
 	var id string
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		inc, err := c.incidents.GetIncident(ctx, connect.NewRequest(&v1.GetIncidentRequest{Id: incidentID}))
 		require.NoError(t, err)
 		id = inc.Msg.Incident.ProposalId
 		return id != ""
-	}, 30*time.Second, 50*time.Millisecond, "the incident proposes a policy")
+	}, "the incident proposes a policy")
 	p, err := c.policies.GetProposal(ctx, connect.NewRequest(&v1.GetProposalRequest{Id: id}))
 	require.NoError(t, err)
 	return p.Msg.Proposal
@@ -250,12 +249,12 @@ func TestApprovalThroughTheTemporalCLI(t *testing.T) {
 	require.NoError(t, err, string(out))
 
 	var p *v1.PolicyProposal
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		r, err := tn.admin.policies.GetProposal(ctx, connect.NewRequest(&v1.GetProposalRequest{Id: prop.Id}))
 		require.NoError(t, err)
 		p = r.Msg.Proposal
 		return p.Status == v1.ProposalStatus_PROPOSAL_STATUS_APPROVED
-	}, 30*time.Second, 50*time.Millisecond)
+	})
 	require.NotEmpty(t, p.PolicyRuleId)
 	require.Equal(t, "alice", p.Decisions[0].Operator)
 	audit, err := tn.admin.audit.ListAuditEntries(ctx, connect.NewRequest(&v1.ListAuditEntriesRequest{EntityId: prop.Id, Action: "policy_proposal.approve"}))
@@ -271,7 +270,7 @@ func TestApprovalThroughTheTemporalCLI(t *testing.T) {
 		"--address", testenv.TemporalAddress(t), "--namespace", testenv.TemporalNamespace(),
 		"--workflow-id", inc.WorkflowId, "--name", lifecycle.SignalProposalDecision, "--input", string(input)).CombinedOutput()
 	require.NoError(t, err, string(out))
-	time.Sleep(500 * time.Millisecond)
+	waitSignalHandled(t, tn.temporal, inc.WorkflowId, lifecycle.SignalProposalDecision, 2)
 	rules, err := tn.admin.policies.ListPolicyRules(ctx, connect.NewRequest(&v1.ListPolicyRulesRequest{}))
 	require.NoError(t, err)
 	require.Len(t, rules.Msg.Rules, 1)
@@ -290,15 +289,16 @@ func TestConcurrentFailuresOpenOneIncident(t *testing.T) {
 		runIDs = append(runIDs, r.Id)
 	}
 	var wg sync.WaitGroup
+	errs := make([]error, len(runIDs)) // one per goroutine, asserted once all are done
 	for i, id := range runIDs {
 		wg.Go(func() {
 			cost := int64(dollar)
-			_, err := ag.ingest.runs.CompleteRun(ctx, connect.NewRequest(&v1.CompleteRunRequest{RunId: id, Status: v1.RunStatus_RUN_STATUS_FAILED,
+			_, errs[i] = ag.ingest.runs.CompleteRun(ctx, connect.NewRequest(&v1.CompleteRunRequest{RunId: id, Status: v1.RunStatus_RUN_STATUS_FAILED,
 				CostMicros: &cost, ErrorCode: "UPSTREAM_5XX", ErrorMessage: "provider returned 503 after " + string(rune('0'+i%10)) + "s"}))
-			require.NoError(t, err)
 		})
 	}
 	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
 	for _, id := range runIDs {
 		waitSettled(t, tn.admin, id)
 	}

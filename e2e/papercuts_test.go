@@ -77,10 +77,10 @@ func TestTemporalUIFindsFailedRunsAndIncidentsByID(t *testing.T) {
 	ag := tn.newAgent(t, "fails")
 	ctx := context.Background()
 	run := fail(t, tn, ag, "tool_timeout", "search timed out after 30s", dollar, "gpt-4o", "search")
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		d, err := tn.temporal.DescribeWorkflowExecution(ctx, lifecycle.RunWorkflowID(run.Id), "")
 		return err == nil && d.WorkflowExecutionInfo.Status == enums.WORKFLOW_EXECUTION_STATUS_FAILED
-	}, 60*time.Second, 100*time.Millisecond, "the failed run's workflow ends Failed")
+	}, "the failed run's workflow ends Failed")
 	err := tn.temporal.GetWorkflow(ctx, lifecycle.RunWorkflowID(run.Id), "").Get(ctx, nil)
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "run failed: tool_timeout")
@@ -89,7 +89,7 @@ func TestTemporalUIFindsFailedRunsAndIncidentsByID(t *testing.T) {
 	require.Equal(t, workflows.ErrTypeRunFailed, appErr.Type())
 
 	inc := incidentOf(t, tn.admin, run.Id)
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		return workflowAttr(tn.temporal, inc.WorkflowId, lifecycle.SearchIncident.GetName()) == inc.Id
-	}, 60*time.Second, 100*time.Millisecond, "the incident's workflow carries GovernorIncident")
+	}, "the incident's workflow carries GovernorIncident")
 }

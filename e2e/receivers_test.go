@@ -99,10 +99,10 @@ func (r *receiver) up() {
 	r.t.Helper()
 	var ln net.Listener
 	var err error
-	require.Eventually(r.t, func() bool {
+	eventually(r.t, patience, func() bool {
 		ln, err = net.Listen("tcp", r.addr)
 		return err == nil
-	}, 10*time.Second, 50*time.Millisecond, "listen again on %s: %v", r.addr, err)
+	}, "listen again on %s: %v", r.addr, err)
 	r.serve(ln)
 }
 
@@ -176,10 +176,9 @@ func (r *receiver) successes() []received {
 }
 
 // waitSuccesses waits until n requests were answered with a 2xx.
-func (r *receiver) waitSuccesses(n int, within time.Duration) []received {
+func (r *receiver) waitSuccesses(n int) []received {
 	r.t.Helper()
-	require.Eventually(r.t, func() bool { return len(r.successes()) >= n }, within, 20*time.Millisecond,
-		"%d webhook deliveries expected", n)
+	eventually(r.t, patience, func() bool { return len(r.successes()) >= n }, "%d webhook deliveries expected", n)
 	return r.successes()
 }
 

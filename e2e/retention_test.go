@@ -46,10 +46,10 @@ func TestRetentionDeletesOldRowsKeepsRecentOnesAndTotals(t *testing.T) {
 	for i := range 2 {
 		raise(t, tn, incidentTrigger(100+i))
 	}
-	hook.waitSuccesses(2, 60*time.Second)
-	require.Eventually(t, func() bool {
+	hook.waitSuccesses(2)
+	eventually(t, patience, func() bool {
 		return tn.count(t, `SELECT count(*) FROM alert_deliveries WHERE org_id = $1 AND status = 'pending'`) == 0
-	}, 60*time.Second, 50*time.Millisecond, "deliveries finished")
+	}, "deliveries finished")
 	costsBefore, err := tn.admin.runs.ListCostRecords(ctx, connect.NewRequest(&v1.ListCostRecordsRequest{}))
 	require.NoError(t, err)
 	require.EqualValues(t, 6*dollar, costsBefore.Msg.TotalCostMicros)
@@ -210,10 +210,10 @@ func TestAHeldCounterLockFailsFastAndRecovers(t *testing.T) {
 	}
 
 	release()
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		_, err := admit(t, sa.ingest, sa.agentID, dollar)
 		return err == nil
-	}, 60*time.Second, 100*time.Millisecond, "admissions recover once the lock is released")
+	}, "admissions recover once the lock is released")
 	var used, reserved int64
 	require.NoError(t, stuck.pool.QueryRow(ctx, `SELECT used, reserved FROM limit_counters WHERE limit_id = $1`, lim.Id).Scan(&used, &reserved))
 	require.EqualValues(t, 2*dollar, reserved, "the failed admission reserved nothing")

@@ -229,13 +229,14 @@ func TestLeasesReleaseEverything(t *testing.T) {
 	require.EqualValues(t, 3*dollar, f.Actual.CostMicros, "a failed run's cost is recorded")
 
 	// A run whose client vanished: its lease runs out and it stops counting at once,
-	// without waiting for anything to clean up.
+	// without waiting for anything to clean up. (Five seconds: long enough for the next
+	// admission to be refused within it on a busy machine.)
 	vanished, err := ag.ingest.runs.AdmitRun(ctx, connect.NewRequest(&v1.AdmitRunRequest{AgentId: ag.agentID,
-		Estimate: &v1.Estimate{CostMicros: 7 * dollar}, Lease: durationpb.New(time.Second)}))
+		Estimate: &v1.Estimate{CostMicros: 7 * dollar}, Lease: durationpb.New(5 * time.Second)}))
 	require.NoError(t, err)
 	_, err = admit(t, ag.ingest, ag.agentID, 7*dollar)
 	blockedDetail(t, err)
-	time.Sleep(1100 * time.Millisecond)
+	waitUntilClock(t, vanished.Msg.Run.LeaseExpireTime.AsTime())
 	next, err := admit(t, ag.ingest, ag.agentID, 7*dollar)
 	require.NoError(t, err, "an expired lease no longer holds the budget")
 	e := waitSettled(t, tn.admin, vanished.Msg.Run.Id)
@@ -260,16 +261,27 @@ func TestHeartbeatKeepsTheLeaseAndLateReportsAreSettled(t *testing.T) {
 	tn.createLimit(t, &v1.CreateLimitRequest{Scope: orgScope(), Metric: v1.LimitMetric_LIMIT_METRIC_COST,
 		Window: v1.LimitWindow_LIMIT_WINDOW_DAY, Amount: 10 * dollar})
 
+	// A lease long enough that a heartbeat slowed down by a busy machine still lands in
+	// time; heartbeats go out whenever a fifth of it has passed since the last one, until
+	// the clock is well past the end of the first lease.
+	const lease = 5 * time.Second
 	long, err := ag.ingest.runs.AdmitRun(ctx, connect.NewRequest(&v1.AdmitRunRequest{AgentId: ag.agentID,
-		Estimate: &v1.Estimate{CostMicros: 6 * dollar}, Lease: durationpb.New(1500 * time.Millisecond)}))
+		Estimate: &v1.Estimate{CostMicros: 6 * dollar}, Lease: durationpb.New(lease)}))
 	require.NoError(t, err)
-	for range 6 {
-		time.Sleep(500 * time.Millisecond)
-		hb, err := ag.ingest.runs.HeartbeatRun(ctx, connect.NewRequest(&v1.HeartbeatRunRequest{RunId: long.Msg.Run.Id, Lease: durationpb.New(1500 * time.Millisecond)}))
+	firstLeaseEnd := long.Msg.Run.LeaseExpireTime.AsTime()
+	leaseEnd, beats := firstLeaseEnd, 0
+	for !time.Now().After(firstLeaseEnd.Add(time.Second)) {
+		waitUntilClock(t, leaseEnd.Add(-lease*4/5))
+		hb, err := ag.ingest.runs.HeartbeatRun(ctx, connect.NewRequest(&v1.HeartbeatRunRequest{RunId: long.Msg.Run.Id, Lease: durationpb.New(lease)}))
 		require.NoError(t, err)
 		require.True(t, hb.Msg.LeaseExpireTime.AsTime().After(time.Now()))
+		require.True(t, hb.Msg.LeaseExpireTime.AsTime().After(leaseEnd), "each heartbeat extends the lease")
+		leaseEnd = hb.Msg.LeaseExpireTime.AsTime()
+		beats++
 	}
-	// Three seconds past the first lease, the reservation still holds.
+	require.GreaterOrEqual(t, beats, 2, "the lease was renewed more than once")
+	// Past the end of the first lease, the reservation still holds.
+	require.True(t, time.Now().After(firstLeaseEnd))
 	chk, err := tn.admin.limits.CheckLimits(ctx, connect.NewRequest(&v1.CheckLimitsRequest{AgentId: ag.agentID}))
 	require.NoError(t, err)
 	require.EqualValues(t, 6*dollar, chk.Msg.Checks[0].Reserved)
@@ -291,11 +303,11 @@ func TestHeartbeatKeepsTheLeaseAndLateReportsAreSettled(t *testing.T) {
 	_, err = ag.ingest.runs.HeartbeatRun(ctx, connect.NewRequest(&v1.HeartbeatRunRequest{RunId: late.Msg.Run.Id}))
 	requireCode(t, connect.CodeFailedPrecondition, err)
 	complete(t, ag.ingest, late.Msg.Run.Id, v1.RunStatus_RUN_STATUS_SUCCEEDED, 3*dollar)
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		r, err := tn.admin.runs.GetRun(ctx, connect.NewRequest(&v1.GetRunRequest{Id: late.Msg.Run.Id}))
 		require.NoError(t, err)
 		return r.Msg.Run.Status == v1.RunStatus_RUN_STATUS_SUCCEEDED
-	}, 30*time.Second, 50*time.Millisecond)
+	})
 	costs, err := tn.admin.runs.ListCostRecords(ctx, connect.NewRequest(&v1.ListCostRecordsRequest{}))
 	require.NoError(t, err)
 	require.EqualValues(t, 8*dollar, costs.Msg.TotalCostMicros)

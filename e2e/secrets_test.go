@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"connectrpc.com/connect"
 	"github.com/stretchr/testify/require"
@@ -60,7 +59,7 @@ func TestChannelCredentialsAreEncryptedAtRestAndStillSign(t *testing.T) {
 	hook.verifyWith(first, second) // each signature must verify on its own
 	test, err := tn.admin.alerts.TestChannel(ctx, connect.NewRequest(&v1.TestChannelRequest{Id: ch.Id}))
 	require.NoError(t, err)
-	got := hook.waitSuccesses(1, 60*time.Second)
+	got := hook.waitSuccesses(1)
 	require.NoError(t, got[0].Verified)
 	require.Len(t, strings.Fields(got[0].Signature), 2)
 	require.Equal(t, test.Msg.Delivery.Id, got[0].ID)

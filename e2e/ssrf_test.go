@@ -181,14 +181,14 @@ func (c *countingListener) port() string {
 func waitDelivery(t *testing.T, tn *tenant, alertID, channelID string) *v1.Delivery {
 	t.Helper()
 	var d *v1.Delivery
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		for _, x := range tn.deliveriesOf(t, alertID) {
 			if x.ChannelId == channelID {
 				d = x
 			}
 		}
 		return d != nil && d.Status != v1.DeliveryStatus_DELIVERY_STATUS_PENDING
-	}, 60*time.Second, 50*time.Millisecond, "delivery of %s to %s finishes", alertID, channelID)
+	}, "delivery of %s to %s finishes", alertID, channelID)
 	return d
 }
 
@@ -266,7 +266,7 @@ func TestAllowlistLetsALoopbackReceiverThrough(t *testing.T) {
 
 	test, err := tn.admin.alerts.TestChannel(ctx, connect.NewRequest(&v1.TestChannelRequest{Id: ch.Id}))
 	require.NoError(t, err)
-	got := hook.waitSuccesses(1, 60*time.Second)
+	got := hook.waitSuccesses(1)
 	require.NoError(t, got[0].Verified, "signed per Standard Webhooks")
 	d := waitDelivery(t, tn, test.Msg.Alert.Id, ch.Id)
 	require.Equal(t, v1.DeliveryStatus_DELIVERY_STATUS_DELIVERED, d.Status)
@@ -370,12 +370,12 @@ func newSlackReceiver(t *testing.T, cert tls.Certificate) *slackReceiver {
 func (s *slackReceiver) waitMessages(t *testing.T, n int) []slackMessage {
 	t.Helper()
 	var out []slackMessage
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		out = append([]slackMessage(nil), s.msgs...)
 		return len(out) >= n
-	}, 60*time.Second, 20*time.Millisecond, "%d Slack messages", n)
+	}, "%d Slack messages", n)
 	return out
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/governor-hq/governor/api"
 	v1 "github.com/governor-hq/governor/gen/governor/v1"
+	"github.com/governor-hq/governor/internal/lifecycle"
 	"github.com/governor-hq/governor/internal/testenv"
 )
 
@@ -61,7 +62,8 @@ func TestWorkerKilledMidIncidentLifecycle(t *testing.T) {
 		}
 		approved <- r.Msg.Proposal
 	}()
-	time.Sleep(time.Second) // the signal is in the workflow's history; nobody processes it
+	// The decision is in the workflow's history, and no worker is there to process it.
+	waitSignalRecorded(t, tc, inc.WorkflowId, lifecycle.SignalProposalDecision, 1)
 	p, err := tn.admin.policies.GetProposal(ctx, connect.NewRequest(&v1.GetProposalRequest{Id: prop.Id}))
 	require.NoError(t, err)
 	require.Equal(t, v1.ProposalStatus_PROPOSAL_STATUS_PENDING, p.Msg.Proposal.Status, "no worker, no decision yet")
@@ -72,14 +74,14 @@ func TestWorkerKilledMidIncidentLifecycle(t *testing.T) {
 	case got := <-approved:
 		require.NotNil(t, got)
 		t.Log("approval answered after", time.Since(t0), got.Status)
-	case <-time.After(45 * time.Second):
+	case <-time.After(patience):
 		t.Fatal("the approval was not answered")
 	}
-	require.Eventually(t, func() bool {
+	eventually(t, patience, func() bool {
 		r, err := tn.admin.policies.GetProposal(ctx, connect.NewRequest(&v1.GetProposalRequest{Id: prop.Id}))
 		require.NoError(t, err)
 		return r.Msg.Proposal.Status == v1.ProposalStatus_PROPOSAL_STATUS_APPROVED
-	}, 30*time.Second, 50*time.Millisecond)
+	})
 	t.Log("approved after", time.Since(t0))
 
 	props, err := tn.admin.policies.ListProposals(ctx, connect.NewRequest(&v1.ListProposalsRequest{}))

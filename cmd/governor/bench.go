@@ -8,11 +8,8 @@ import (
 	"runtime/pprof"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
-	"github.com/governor-hq/governor/db"
 	"github.com/governor-hq/governor/internal/bench"
 	"github.com/governor-hq/governor/internal/devstack"
 	"github.com/governor-hq/governor/internal/lifecycle"
@@ -27,8 +24,9 @@ func benchCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure admission against a bare guarded UPDATE on the same PostgreSQL, and runs/s through the whole lifecycle",
-		Long: `bench creates a scratch database (governor_bench, dropped and recreated) on the server
-that dev would use (DATABASE_URL, else 127.0.0.1:5432, else a private cluster), and prints:
+		Long: `bench creates scratch databases (governor_bench, then governor_bench_lifecycle) on the
+server that dev would use (DATABASE_URL, else 127.0.0.1:5432, else a private cluster), drops
+each when done with it (also on an error or Ctrl-C), and prints:
 
   - admissions per second and p50/p99 latency at each concurrency, for one hot budget and
     spread over many agents, each beside the baseline measured just before it: a bare
@@ -61,53 +59,20 @@ that dev would use (DATABASE_URL, else 127.0.0.1:5432, else a private cluster), 
 				return err
 			}
 			defer pg.Stop(context.Background()) //nolint:errcheck
-			url, err := scratchDatabase(ctx, pg.AdminURL, "governor_bench")
-			if err != nil {
-				return err
+			so := bench.SuiteOptions{Options: o, AdminURL: pg.AdminURL, Database: "governor_bench"}
+			if !skipE2E {
+				so.Lifecycle = &bench.LifecycleOptions{Namespace: cfg.TemporalNamespace, Clients: e2eClients, Duration: e2eDuration}
+				so.Temporal = func(ctx context.Context) (string, bool, func(), error) {
+					tmp, err := devstack.EnsureTemporal(ctx, devstack.TemporalOptions{Address: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
+						KeywordSearchAttributes: lifecycle.SearchAttributeNames(),
+						Logf:                    func(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...) }})
+					if err != nil {
+						return "", false, nil, err
+					}
+					return tmp.Address, tmp.Started, func() { _ = tmp.Stop(context.Background()) }, nil
+				}
 			}
-			pool, err := db.Open(ctx, url)
-			if err != nil {
-				return err
-			}
-			defer pool.Close()
-			if _, err := db.MigrateUp(ctx, pool); err != nil {
-				return err
-			}
-			var version string
-			_ = pool.QueryRow(ctx, "SHOW server_version").Scan(&version)
-			fmt.Fprintf(o.Out, "PostgreSQL %s, %d-second points, GOMAXPROCS %d\n", version, int(o.Duration.Seconds()), runtimeProcs())
-			if _, err := bench.Admission(ctx, pool, o); err != nil {
-				return err
-			}
-			if skipE2E {
-				return nil
-			}
-			tmp, err := devstack.EnsureTemporal(ctx, devstack.TemporalOptions{Address: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
-				KeywordSearchAttributes: lifecycle.SearchAttributeNames(),
-				Logf:                    func(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...) }})
-			if err != nil {
-				return err
-			}
-			defer tmp.Stop(context.Background()) //nolint:errcheck
-			cfg.TemporalAddress = tmp.Address
-			// A database of its own: the admission points leave many runs (and their
-			// workflow starts, in the outbox) that this point must not wait behind.
-			lurl, err := scratchDatabase(ctx, pg.AdminURL, "governor_bench_lifecycle")
-			if err != nil {
-				return err
-			}
-			lpool, err := db.Open(ctx, lurl)
-			if err != nil {
-				return err
-			}
-			defer lpool.Close()
-			if _, err := db.MigrateUp(ctx, lpool); err != nil {
-				return err
-			}
-			return bench.Lifecycle(ctx, lpool, bench.LifecycleOptions{
-				TemporalAddress: tmp.Address, Namespace: cfg.TemporalNamespace, Clients: e2eClients, Duration: e2eDuration,
-				Out: o.Out, Log: o.Log, InMemory: tmp.Started,
-			})
+			return bench.Suite(ctx, so)
 		},
 	}
 	cmd.Flags().DurationVar(&o.Duration, "duration", 5*time.Second, "length of each measured point")
@@ -126,8 +91,8 @@ func benchAnomaliesCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "anomalies",
 		Short: "Measure the anomaly batch on N cost records beside a plain sequential scan of the same table",
-		Long: `bench anomalies seeds a fresh scratch database (governor_bench_anomalies, dropped and
-recreated for each size) with N settled runs and their cost records over 29 days, then prints,
+		Long: `bench anomalies seeds a fresh scratch database (governor_bench_anomalies, created for
+each size and dropped after it, also on an error or Ctrl-C) with N settled runs and their cost records over 29 days, then prints,
 for each N, in the same database and run:
 
   - a plain sequential scan of cost_records summing cost per day (the yardstick);
@@ -150,28 +115,7 @@ The 5,000,000 point takes minutes to seed: ask for it with --records 50000,50000
 				return err
 			}
 			defer pg.Stop(context.Background()) //nolint:errcheck
-			fresh := func(ctx context.Context) (*pgxpool.Pool, func(), error) {
-				url, err := scratchDatabase(ctx, pg.AdminURL, "governor_bench_anomalies")
-				if err != nil {
-					return nil, nil, err
-				}
-				pool, err := db.Open(ctx, url)
-				if err != nil {
-					return nil, nil, err
-				}
-				if _, err := db.MigrateUp(ctx, pool); err != nil {
-					pool.Close()
-					return nil, nil, err
-				}
-				return pool, pool.Close, nil
-			}
-			var version string
-			if pool, drop, err := fresh(ctx); err == nil {
-				_ = pool.QueryRow(ctx, "SHOW server_version").Scan(&version)
-				drop()
-			}
-			fmt.Fprintf(o.Out, "PostgreSQL %s, GOMAXPROCS %d, records %v\n", version, runtimeProcs(), o.Records)
-			_, err = bench.Anomalies(ctx, fresh, o)
+			_, err = bench.AnomalySuite(ctx, pg.AdminURL, "governor_bench_anomalies", o)
 			return err
 		},
 	}
@@ -179,21 +123,4 @@ The 5,000,000 point takes minutes to seed: ask for it with --records 50000,50000
 	cmd.Flags().IntVar(&o.Agents, "agents", 50, "agents (each with its own API key)")
 	cmd.Flags().IntVar(&o.Models, "models", 5, "models")
 	return cmd
-}
-
-// scratchDatabase drops and recreates a database and returns its URL.
-func scratchDatabase(ctx context.Context, adminURL, name string) (string, error) {
-	conn, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-		return "", err
-	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return "", err
-	}
-	cfg := conn.Config()
-	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name), nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -43,8 +42,6 @@ Configuration comes from flags or environment variables (see README.md); a flag 
 	cmd.AddCommand(devCmd(), apiCmd(), workerCmd(), migrateCmd(), adminCmd(), benchCmd())
 	return cmd
 }
-
-func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
 
 // loadConfig reads the configuration once, from the command's flags and the environment.
 func loadConfig(cmd *cobra.Command) (config.Config, error) {

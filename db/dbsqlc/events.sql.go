@@ -93,6 +93,18 @@ func (q *Queries) EventInsert(ctx context.Context, db DBTX, arg EventInsertParam
 	return i, err
 }
 
+const eventLastSeq = `-- name: EventLastSeq :one
+SELECT coalesce(max(seq), 0)::bigint FROM domain_events
+`
+
+// The newest sequence number of all: a watcher that asks for no history starts after it.
+func (q *Queries) EventLastSeq(ctx context.Context, db DBTX) (int64, error) {
+	row := db.QueryRow(ctx, eventLastSeq)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
 const eventListAfterSeq = `-- name: EventListAfterSeq :many
 SELECT seq, id, org_id, occurred_at, domain, type, entity_type, entity_id, related, correlation_id, summary, data, actor_kind, actor_api_key_id, actor_user_id, actor_system FROM domain_events
 WHERE org_id = $1 AND seq > $2

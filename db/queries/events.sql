@@ -46,3 +46,7 @@ SELECT * FROM domain_events
 WHERE org_id = @org_id AND seq > @after_seq
 ORDER BY seq
 LIMIT @max;
+
+-- name: EventLastSeq :one
+-- The newest sequence number of all: a watcher that asks for no history starts after it.
+SELECT coalesce(max(seq), 0)::bigint FROM domain_events;

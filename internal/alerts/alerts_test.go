@@ -2,6 +2,7 @@ package alerts_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -153,10 +154,11 @@ func TestRaiseIsExactlyOnceUnderConcurrency(t *testing.T) {
 	created := 0
 	var wg sync.WaitGroup
 	start := make(chan struct{})
-	for range 50 {
+	errs := make([]error, 50) // one per goroutine, asserted once all are done
+	for i := range 50 {
 		wg.Go(func() {
 			<-start
-			err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			errs[i] = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 				id, c, err := alerts.Raise(ctx, tx, tr)
 				if err != nil {
 					return err
@@ -169,11 +171,11 @@ func TestRaiseIsExactlyOnceUnderConcurrency(t *testing.T) {
 				}
 				return nil
 			})
-			require.NoError(t, err)
 		})
 	}
 	close(start)
 	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
 	require.Len(t, got, 1, "one alert id")
 	require.Equal(t, 1, created)
 	var alertID string

@@ -94,6 +94,11 @@ func TestDetectorResumesFromItsLastPage(t *testing.T) {
 	clean := seedTenant(t, pool, 30, 6)
 	d := anomaly.NewDetector(pool, slog.Default())
 	d.PageSize = 8 // 30 agents + 30 keys + 1 model + the organization: 8 pages
+	// One clock for every run below, at noon of the seeded "today": a run just after
+	// midnight would find yesterday not yet sealed (sealGrace) and roll it up again, and
+	// runs on both sides of midnight would not agree on the last complete day.
+	now := time.Now().UTC().Truncate(24 * time.Hour).Add(12 * time.Hour)
+	d.Now = func() time.Time { return now }
 
 	sum, err := d.Run(context.Background(), anomaly.Request{OrgID: clean.org, WorkflowID: "wf-clean"}, anomaly.Progress{}, nil)
 	require.NoError(t, err)

@@ -1,12 +1,16 @@
 package bench
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/governor-hq/governor/db/dbsqlc"
@@ -39,10 +43,34 @@ type AnomalyResult struct {
 // evaluated.
 const benchDays = 29
 
+// AnomalySuite runs the anomaly benchmark in a scratch database (database, default
+// governor_bench_anomalies; made afresh for each size) on the server adminURL points at,
+// dropped after each size and before AnomalySuite returns: on success, on error and when
+// ctx is cancelled (Ctrl-C) alike.
+func AnomalySuite(ctx context.Context, adminURL, database string, o AnomalyOptions) ([]AnomalyResult, error) {
+	name := cmp.Or(database, "governor_bench_anomalies")
+	fresh := func(ctx context.Context) (*pgxpool.Pool, func() error, error) {
+		s, err := NewScratch(ctx, adminURL, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s.Pool, s.Drop, nil
+	}
+	var version string
+	if conn, err := pgx.Connect(ctx, adminURL); err == nil {
+		_ = conn.QueryRow(ctx, "SHOW server_version").Scan(&version)
+		_ = conn.Close(ctx)
+	}
+	fmt.Fprintf(o.Out, "PostgreSQL %s, GOMAXPROCS %d, records %v, scratch database %s (dropped when done)\n", version, runtime.GOMAXPROCS(0), o.Records, name)
+	out, err := Anomalies(ctx, fresh, o)
+	return out, cmp.Or(ctx.Err(), err)
+}
+
 // Anomalies measures the anomaly batch against a plain sequential scan of the same
 // cost_records table, in the same database and run, for each table size. fresh gives a
-// new migrated database for each size (so each scan reads exactly that many records).
-func Anomalies(ctx context.Context, fresh func(context.Context) (*pgxpool.Pool, func(), error), o AnomalyOptions) ([]AnomalyResult, error) {
+// new migrated database for each size (so each scan reads exactly that many records) and
+// how to drop it, which Anomalies does once the size is measured, whatever happened.
+func Anomalies(ctx context.Context, fresh func(context.Context) (*pgxpool.Pool, func() error, error), o AnomalyOptions) ([]AnomalyResult, error) {
 	if o.Agents <= 0 {
 		o.Agents = 50
 	}
@@ -58,8 +86,7 @@ func Anomalies(ctx context.Context, fresh func(context.Context) (*pgxpool.Pool, 
 			return out, err
 		}
 		r, err := anomalyPoint(ctx, pool, n, o)
-		drop()
-		if err != nil {
+		if err := errors.Join(err, drop()); err != nil {
 			return out, err
 		}
 		out = append(out, r)

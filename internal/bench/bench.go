@@ -5,11 +5,14 @@
 package bench
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -21,6 +24,7 @@ import (
 	"github.com/governor-hq/governor/db/dbsqlc"
 	"github.com/governor-hq/governor/internal/authz"
 	"github.com/governor-hq/governor/internal/ids"
+	"github.com/governor-hq/governor/internal/money"
 	"github.com/governor-hq/governor/internal/runs"
 )
 
@@ -123,14 +127,14 @@ func setupFixture(ctx context.Context, pool *pgxpool.Pool, agents int, perAgentL
 		f.agents = append(f.agents, a.ID)
 		if perAgentLimit {
 			if _, err := q.LimitCreate(ctx, pool, dbsqlc.LimitCreateParams{OrgID: res.Organization.Id, ID: ids.New(ids.Limit), ScopeType: "agent", ScopeID: a.ID,
-				Metric: "cost", WindowKind: "day", Amount: 1 << 60, Enforcement: "block", Thresholds: []int32{80}, Inheritance: "merge"}); err != nil {
+				Metric: "cost", WindowKind: "day", Amount: money.MaxAmount, Enforcement: "block", Thresholds: []int32{80}, Inheritance: "merge"}); err != nil {
 				return f, err
 			}
 		}
 	}
 	if !perAgentLimit {
 		if _, err := q.LimitCreate(ctx, pool, dbsqlc.LimitCreateParams{OrgID: res.Organization.Id, ID: ids.New(ids.Limit), ScopeType: "organization", ScopeID: res.Organization.Id,
-			Metric: "cost", WindowKind: "day", Amount: 1 << 60, Enforcement: "block", Thresholds: []int32{80}, Inheritance: "merge"}); err != nil {
+			Metric: "cost", WindowKind: "day", Amount: money.MaxAmount, Enforcement: "block", Thresholds: []int32{80}, Inheritance: "merge"}); err != nil {
 			return f, err
 		}
 	}
@@ -150,7 +154,7 @@ func setupBaseline(ctx context.Context, pool *pgxpool.Pool, rows int) error {
 	if _, err := pool.Exec(ctx, `TRUNCATE bench_budget`); err != nil {
 		return err
 	}
-	_, err := pool.Exec(ctx, `INSERT INTO bench_budget SELECT g, 0, 1::bigint << 60 FROM generate_series(1, $1) g`, rows)
+	_, err := pool.Exec(ctx, `INSERT INTO bench_budget SELECT g, 0, 1000000000000000 FROM generate_series(1, $1) g`, rows)
 	return err
 }
 
@@ -226,4 +230,71 @@ func Admission(ctx context.Context, pool *pgxpool.Pool, o Options) ([]Result, er
 		<-done
 	}
 	return out, nil
+}
+
+// SuiteOptions configure `governor bench`: the admission benchmark, then (unless
+// Lifecycle is nil) the end-to-end one.
+type SuiteOptions struct {
+	Options
+	// AdminURL is a postgres:// URL of the server's maintenance database; the benchmarks
+	// work in scratch databases they create there.
+	AdminURL string
+	// Database names the scratch databases: Database for admission, Database+"_lifecycle"
+	// for the end-to-end points. Default governor_bench.
+	Database  string
+	Lifecycle *LifecycleOptions
+	// Temporal gives the end-to-end benchmark a Temporal server, only once it is needed
+	// (starting a dev server takes a while): its address, whether it keeps its history in
+	// memory, and how to stop it.
+	Temporal func(ctx context.Context) (address string, inMemory bool, stop func(), err error)
+}
+
+// Suite runs the benchmarks, each in a scratch database of its own that is dropped before
+// Suite returns: on success, on error and when ctx is cancelled (Ctrl-C) alike.
+func Suite(ctx context.Context, o SuiteOptions) (err error) {
+	name := cmp.Or(o.Database, "governor_bench")
+	adm, err := NewScratch(ctx, o.AdminURL, name)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, adm.Drop()) }()
+	var version string
+	_ = adm.Pool.QueryRow(ctx, "SHOW server_version").Scan(&version)
+	fmt.Fprintf(o.Out, "PostgreSQL %s, %d-second points, GOMAXPROCS %d, scratch database %s (dropped when done)\n",
+		version, int(o.Duration.Seconds()), runtime.GOMAXPROCS(0), adm.Name)
+	// Interrupted, the points stop early, or fail on their cancelled context: either way
+	// the interruption is the news.
+	if _, err := Admission(ctx, adm.Pool, o.Options); err != nil || ctx.Err() != nil {
+		return cmp.Or(ctx.Err(), err)
+	}
+	// Its runs are not needed any more: free the space before the next part.
+	if err := adm.Drop(); err != nil {
+		return err
+	}
+	if o.Lifecycle == nil {
+		return nil
+	}
+	addr, inMemory, stop, err := o.Temporal(ctx)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	// A database of its own: the admission points leave many runs (and their workflow
+	// starts, in the outbox) that this point must not wait behind.
+	lc, err := NewScratch(ctx, o.AdminURL, name+"_lifecycle")
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, lc.Drop()) }()
+	fmt.Fprintf(o.Out, "\nscratch database %s (dropped when done)\n", lc.Name)
+	lo := *o.Lifecycle
+	lo.TemporalAddress, lo.InMemory = addr, inMemory
+	if lo.Out == nil {
+		lo.Out = o.Out
+	}
+	if lo.Log == nil {
+		lo.Log = o.Log
+	}
+	err = Lifecycle(ctx, lc.Pool, lo)
+	return cmp.Or(ctx.Err(), err)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -38,14 +39,17 @@ func Lifecycle(ctx context.Context, pool *pgxpool.Pool, o LifecycleOptions) erro
 	defer c.Close()
 	queue := fmt.Sprintf("bench-%d", time.Now().UnixNano())
 	wctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() {
+	// The worker, relay and admitter stop before this returns: the caller drops the
+	// database next.
+	var running sync.WaitGroup
+	defer func() { stop(); running.Wait() }()
+	running.Go(func() {
 		_ = workers.Run(wctx, workers.Deps{Client: c, Pool: pool, Log: o.Log, TaskQueue: queue, Namespace: o.Namespace})
-	}()
+	})
 	relay := outbox.New(pool, c, queue, o.Log)
-	go relay.Run(wctx)
+	running.Go(func() { relay.Run(wctx) })
 	adm := runs.NewAdmitter(pool, o.Log, runs.AdmitterOptions{Committed: relay.Notify})
-	go adm.Run(wctx)
+	running.Go(func() { adm.Run(wctx) })
 
 	f, err := setupFixture(ctx, pool, 1, false)
 	if err != nil {

@@ -27,12 +27,21 @@ type Hub struct {
 
 	mu   sync.Mutex
 	subs map[string]map[*Subscription]struct{} // by organization
+
+	// ready is closed once the hub first LISTENs.
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
 // NewHub returns a hub; call Run to start it.
 func NewHub(pool *pgxpool.Pool, log *slog.Logger) *Hub {
-	return &Hub{pool: pool, log: log, subs: map[string]map[*Subscription]struct{}{}}
+	return &Hub{pool: pool, log: log, subs: map[string]map[*Subscription]struct{}{}, ready: make(chan struct{})}
 }
+
+// Ready is closed once the hub is LISTENing. A notification is only heard by connections
+// already listening when it is sent, so a server must not tell a watcher it is live
+// before this: an event committed in between would never reach it.
+func (h *Hub) Ready() <-chan struct{} { return h.ready }
 
 // Subscription receives the events of one organization as they commit.
 type Subscription struct {
@@ -100,14 +109,13 @@ func (h *Hub) resyncAll() {
 // Run listens until ctx ends, reconnecting after errors.
 func (h *Hub) Run(ctx context.Context) {
 	backoff := 100 * time.Millisecond
-	first := true
 	for ctx.Err() == nil {
 		err := h.listen(ctx, func() {
-			if !first {
-				// Notifications sent while we were away are lost: watchers re-read.
-				h.resyncAll()
-			}
-			first = false
+			// Notifications sent before this connection listened are lost to it, on the
+			// first connection too: whoever subscribed before then re-reads from the last
+			// event it has.
+			h.resyncAll()
+			h.readyOnce.Do(func() { close(h.ready) })
 			backoff = 100 * time.Millisecond
 		})
 		if ctx.Err() != nil {
