@@ -1,0 +1,4 @@
+-- Placeholder in branch console only: migration 0005 belongs to another branch, and the
+-- migrator needs contiguous versions for 0008 to apply here. Drop this pair when merging
+-- (the other branch's 0005 takes its place).
+SELECT 1;

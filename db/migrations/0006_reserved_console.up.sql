@@ -1,0 +1,4 @@
+-- Placeholder in branch console only: migration 0006 belongs to another branch, and the
+-- migrator needs contiguous versions for 0008 to apply here. Drop this pair when merging
+-- (the other branch's 0006 takes its place).
+SELECT 1;
