@@ -39,6 +39,10 @@ type Options struct {
 	// AfterAdmitCommit is a fault-injection hook: it runs after an admission batch commits
 	// and before its workflows are started.
 	AfterAdmitCommit func()
+	// TemporalUIURL and TemporalNamespace let the console link to workflows in the
+	// Temporal Web UI.
+	TemporalUIURL     string
+	TemporalNamespace string
 }
 
 // Server holds the API's dependencies. Handlers are methods of small private types that
@@ -121,13 +125,15 @@ func (s *Server) Handler() http.Handler {
 	mount(governorv1connect.AlertServiceName, path, h)
 	path, h = governorv1connect.NewAnomalyServiceHandler(&anomalyService{s}, opts)
 	mount(governorv1connect.AnomalyServiceName, path, h)
+	path, h = s.sessionHandler()
+	mount(governorv1connect.SessionServiceName, path, h)
 
 	reflector := grpcreflect.NewStaticReflector(append([]string{healthServiceName}, s.names...)...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	s.healthHandlers(mux)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
-	return mux
+	return withRequestSite(mux)
 }
 
 // Run serves on addr until ctx ends, then shuts down gracefully. ready, if not nil, gets
