@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 
+	"github.com/governor-hq/governor/console"
 	"github.com/governor-hq/governor/gen/governor/v1/governorv1connect"
 	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/outbox"
@@ -39,6 +40,9 @@ type Options struct {
 	// AfterAdmitCommit is a fault-injection hook: it runs after an admission batch commits
 	// and before its workflows are started.
 	AfterAdmitCommit func()
+	// ConsoleDir, when set, serves the web console from this folder instead of the bundle
+	// embedded at build time (`governor dev` builds it there while running).
+	ConsoleDir string
 	// TemporalUIURL and TemporalNamespace let the console link to workflows in the
 	// Temporal Web UI.
 	TemporalUIURL     string
@@ -133,6 +137,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	s.healthHandlers(mux)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	// The web console, at every path no API route claims (same origin: no CORS).
+	mux.Handle("/", console.Handler(console.Options{Dir: s.opts.ConsoleDir}))
 	return withRequestSite(mux)
 }
 

@@ -21,7 +21,11 @@ import (
 	"github.com/governor-hq/governor/workflows"
 )
 
-const defaultTemporalAddress = "127.0.0.1:7233"
+const (
+	defaultTemporalAddress = "127.0.0.1:7233"
+	// The Temporal UI's usual address, GOVERNOR_TEMPORAL_UI_URL's default.
+	defaultTemporalUIURL = "http://127.0.0.1:8233"
+)
 
 func apiCmd() *cobra.Command {
 	return &cobra.Command{
@@ -97,7 +101,8 @@ func serveAPI(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *s
 		return err
 	}
 	defer tc.Close()
-	opts := api.Options{IdempotencyTTL: cfg.IdempotencyTTL, RunLease: cfg.RunLease, Temporal: tc, TaskQueue: cfg.TaskQueue}
+	opts := api.Options{IdempotencyTTL: cfg.IdempotencyTTL, RunLease: cfg.RunLease, Temporal: tc, TaskQueue: cfg.TaskQueue,
+		ConsoleDir: consoleDir, TemporalUIURL: cfg.TemporalUIURL, TemporalNamespace: cfg.TemporalNamespace}
 	if cfg.FaultExitAfterAdmit {
 		opts.AfterAdmitCommit = func() {
 			log.Error("fault injection: exiting after committing an admission, before starting its workflow")

@@ -49,6 +49,8 @@ type Config struct {
 	// Schedule, or "off"; AnomalyCatchup its catch-up window.
 	AnomalySchedule string
 	AnomalyCatchup  time.Duration
+	// TemporalUIURL is the Temporal Web UI the console links workflows to ("" for none).
+	TemporalUIURL string
 }
 
 // Setting documents one configuration variable.
@@ -142,6 +144,15 @@ var settings = []Setting{
 	{Env: "GOVERNOR_ANOMALY_CATCHUP_WINDOW", Flag: "anomaly-catchup-window", Default: "6h",
 		Help:  "How late a missed scheduled anomaly batch may still start after Temporal was unavailable (the next batch catches up on missed days anyway).",
 		apply: dur(func(c *Config) *time.Duration { return &c.AnomalyCatchup })},
+	{Env: "GOVERNOR_TEMPORAL_UI_URL", Flag: "temporal-ui-url", Default: "http://127.0.0.1:8233",
+		Help: "Base URL of the Temporal Web UI the console links runs, incidents and alerts to (`governor dev` uses the UI it starts when this is left at its default); empty for no links.",
+		apply: func(c *Config, v string) error {
+			if v != "" && !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
+				return fmt.Errorf("%q is not an http(s) URL", v)
+			}
+			c.TemporalUIURL = strings.TrimRight(v, "/")
+			return nil
+		}},
 }
 
 // Settings lists every configuration variable, for documentation.
