@@ -37,7 +37,7 @@ type consoleSeed struct {
 		Name     string `json:"name"`
 		TimeZone string `json:"timeZone"`
 	} `json:"org"`
-	Agents         map[string]string `json:"agents"`    // name -> id
+	Agents         map[string]string `json:"agents"`     // name -> id
 	IngestKeys     map[string]string `json:"ingestKeys"` // agent name -> key id
 	SpendMicros    map[string]int64  `json:"spendMicros"`
 	TotalMicros    int64             `json:"totalMicros"`
