@@ -159,12 +159,17 @@ func TestConsoleInABrowser(t *testing.T) {
 	require.NotContains(t, names, "viewer was here", "the viewer's forbidden call changed nothing")
 	limits, err := tn.admin.limits.ListLimits(c, connect.NewRequest(&v1.ListLimitsRequest{PageSize: 500}))
 	require.NoError(t, err)
-	var made *v1.Limit
+	var made, budget *v1.Limit
 	for _, l := range limits.Msg.Limits {
-		if l.Name == "weekly tokens from the browser" {
+		switch l.Name {
+		case "weekly tokens from the browser":
 			made = l
+		case "monthly budget":
+			budget = l
 		}
 	}
+	require.NotNil(t, budget)
+	require.EqualValues(t, 150*dollar, budget.Amount, "the budget edited in the browser")
 	require.NotNil(t, made, "the limit created in the browser exists")
 	require.EqualValues(t, 750000, made.Amount)
 	require.Equal(t, v1.LimitMetric_LIMIT_METRIC_TOKENS, made.Metric)

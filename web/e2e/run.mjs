@@ -439,6 +439,15 @@ test("an admin manages limits and budgets, and reads an agent's effective limits
   assert.equal(String(sent.amount), "750000");
   await until(async () => (await rows(page).count()) === seed.limits.length + 1, "the new limit in the list");
   await page.getByRole("cell", { name: "750,000", exact: true }).waitFor();
+  // Edit the budget: $100 becomes $150.
+  await rows(page).filter({ hasText: "monthly budget" }).getByRole("button", { name: "Edit" }).click();
+  const edit = page.getByRole("dialog", { name: "Edit monthly budget" });
+  assert.equal(await edit.getByLabel("Amount (US dollars)").inputValue(), "100.00");
+  await edit.getByLabel("Amount (US dollars)").fill("150");
+  const [upd] = await Promise.all([page.waitForResponse(isRpc("LimitService/UpdateLimit")), edit.getByRole("button", { name: "Save limit" }).click()]);
+  assert.equal(upd.status(), 200);
+  assert.equal(String(upd.request().postDataJSON().amount), "150000000");
+  await page.getByRole("cell", { name: "$150.00", exact: true }).waitFor();
   await shot(page, "policies-limits");
   await accessible(page, "policies limits");
 
