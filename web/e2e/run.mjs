@@ -123,7 +123,9 @@ async function shot(page, name) {
     return body ? body.scrollHeight - body.clientHeight : 0;
   });
   if (hidden > 0) await page.setViewportSize({ width: size.width, height: Math.min(size.height + hidden + 8, 4000) });
-  await page.screenshot({ path, fullPage: true });
+  // A modal covers the viewport only: a full-page picture would show its backdrop cut off.
+  const modal = (await page.locator(".modal").count()) > 0;
+  await page.screenshot({ path, fullPage: !modal });
   if (hidden > 0) await page.setViewportSize(size);
   findings.screenshots.push(path);
 }
