@@ -100,7 +100,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		r.Body = &deadlineBody{ReadCloser: http.MaxBytesReader(w, r.Body, int64(s.limits.MaxRequestBytes)+envelopeSlack),
 			rc: http.NewResponseController(w)}
 		_ = r.Body.(*deadlineBody).rc.SetReadDeadline(time.Now().Add(s.limits.ReadTimeout))
-		if s.isRPC(procedure) {
+		if s.isRPC(procedure) && permissions[procedure] != publicPermission {
 			ctx, err := s.auth.check(r.Context(), procedure, r.Header)
 			if err != nil {
 				fail(procedure, err)

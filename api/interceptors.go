@@ -136,21 +136,12 @@ func (a *authenticate) check(ctx context.Context, procedure string, header inter
 	if !ok {
 		return ctx, permissionDenied("%s is not open to API keys", procedure)
 	}
-	token, found := strings.CutPrefix(header.Get("Authorization"), "Bearer ")
-	if !found || token == "" {
-		return ctx, connect.NewError(connect.CodeUnauthenticated, errors.New("missing \"Authorization: Bearer <api key>\" header"))
-	}
-	if !apikeys.LooksValid(token) {
-		return ctx, connect.NewError(connect.CodeUnauthenticated, errors.New("malformed API key"))
-	}
-	q := dbsqlc.New()
-	k, err := q.ApiKeyAuthenticate(ctx, a.s.pool, apikeys.Hash(token))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ctx, connect.NewError(connect.CodeUnauthenticated, errors.New("unknown API key"))
-	}
+	// The bearer key, or the console's session cookie (api/session.go).
+	k, err := a.credentialKey(ctx, header)
 	if err != nil {
 		return ctx, err
 	}
+	q := dbsqlc.New()
 	now := time.Now()
 	switch {
 	case k.Status == "revoked":
@@ -195,6 +186,22 @@ func (a *authenticate) check(ctx context.Context, procedure string, header inter
 		}
 	}
 	return authz.WithPrincipal(ctx, p), nil
+}
+
+// bearerKey finds the key of the "Authorization: Bearer" header.
+func (a *authenticate) bearerKey(ctx context.Context, header interface{ Get(string) string }) (dbsqlc.ApiKeyAuthenticateRow, error) {
+	token, found := strings.CutPrefix(header.Get("Authorization"), "Bearer ")
+	if !found || token == "" {
+		return dbsqlc.ApiKeyAuthenticateRow{}, connect.NewError(connect.CodeUnauthenticated, errors.New("missing \"Authorization: Bearer <api key>\" header"))
+	}
+	if !apikeys.LooksValid(token) {
+		return dbsqlc.ApiKeyAuthenticateRow{}, connect.NewError(connect.CodeUnauthenticated, errors.New("malformed API key"))
+	}
+	k, err := dbsqlc.New().ApiKeyAuthenticate(ctx, a.s.pool, apikeys.Hash(token))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return dbsqlc.ApiKeyAuthenticateRow{}, connect.NewError(connect.CodeUnauthenticated, errors.New("unknown API key"))
+	}
+	return k, err
 }
 
 func (a *authenticate) takeRate(ctx context.Context, keyID string, limit int32, now time.Time) error {

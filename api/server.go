@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 
+	"github.com/governor-hq/governor/console"
 	"github.com/governor-hq/governor/gen/governor/v1/governorv1connect"
 	"github.com/governor-hq/governor/internal/alerts"
 	"github.com/governor-hq/governor/internal/envelope"
@@ -53,6 +54,13 @@ type Options struct {
 	// counter locks (defaults 5 s and 2 s).
 	AdmitTimeout     time.Duration
 	AdmitLockTimeout time.Duration
+	// ConsoleDir, when set, serves the web console from this folder instead of the bundle
+	// embedded at build time (`governor dev` builds it there while running).
+	ConsoleDir string
+	// TemporalUIURL and TemporalNamespace let the console link to workflows in the
+	// Temporal Web UI.
+	TemporalUIURL     string
+	TemporalNamespace string
 }
 
 // Server holds the API's dependencies. Handlers are methods of small private types that
@@ -154,13 +162,17 @@ func (s *Server) Handler() http.Handler {
 	mount(governorv1connect.AlertServiceName, path, h)
 	path, h = governorv1connect.NewAnomalyServiceHandler(&anomalyService{s}, opts)
 	mount(governorv1connect.AnomalyServiceName, path, h)
+	path, h = s.sessionHandler()
+	mount(governorv1connect.SessionServiceName, path, h)
 
 	reflector := grpcreflect.NewStaticReflector(append([]string{healthServiceName}, s.names...)...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	s.healthHandlers(mux)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
-	return s.guard(mux)
+	// The web console, at every path no API route claims (same origin: no CORS).
+	mux.Handle("/", console.Handler(console.Options{Dir: s.opts.ConsoleDir}))
+	return withRequestSite(s.guard(mux))
 }
 
 // Run serves on addr until ctx ends, then shuts down gracefully. ready, if not nil, gets

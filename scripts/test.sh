@@ -14,6 +14,7 @@
 # test instead of skipping it).
 #
 # Knobs (environment):
+#   GOVERNOR_CHROMIUM the browser of the console's e2e test (default: /usr/bin/chromium)
 #   GO_TEST_PACKAGES  packages to test            (default: ./...)
 #   GO_TEST_FLAGS     flags for `go test`          (default: -race -count=1 -timeout 20m)
 #   GO_FUZZ_TIME      how long each fuzz target runs in the full check (default: 8s; 0 skips)
@@ -137,6 +138,21 @@ fi
 ensure_go_toolchain
 go version
 
+# The console: Node (npm ci, vite) to build it, Chromium to test it in a browser. Tests
+# that need them fail without them (never skip), so install what is missing.
+if [[ $mode == full || $mode == quick ]]; then
+  step "prerequisites (node, npm, chromium)"
+  missing=()
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+  export GOVERNOR_CHROMIUM=${GOVERNOR_CHROMIUM:-/usr/bin/chromium}
+  [[ -x $GOVERNOR_CHROMIUM ]] || missing+=(chromium)
+  if ((${#missing[@]})); then
+    apt_install "${missing[@]}"
+  fi
+  echo "node $(node --version), npm $(npm --version), $("$GOVERNOR_CHROMIUM" --version 2>/dev/null || echo "chromium at $GOVERNOR_CHROMIUM")"
+fi
+
 # --- 2. pinned tools -----------------------------------------------------------------------
 if [[ $mode == full ]]; then
   step "tools (scripts/tools.sh install; built once per machine, then cached)"
@@ -145,15 +161,15 @@ fi
 
 # --- 3. generated code is up to date -------------------------------------------------------
 if [[ $mode == full ]]; then
-  step "codegen check (scripts/gen.sh, then no diff under gen/ and db/dbsqlc/)"
+  step "codegen check (scripts/gen.sh, then no diff under gen/, db/dbsqlc/ and web/src/gen/)"
   scripts/gen.sh
   if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    drift=$(git status --porcelain --untracked-files=all -- gen db/dbsqlc)
+    drift=$(git status --porcelain --untracked-files=all -- gen db/dbsqlc web/src/gen)
     if [[ -n $drift ]]; then
       echo "generated code is out of date or uncommitted; run scripts/gen.sh (make gen) and commit:" >&2
       echo "$drift" >&2
-      git --no-pager diff --stat -- gen db/dbsqlc >&2
-      git --no-pager diff -- gen db/dbsqlc >&2
+      git --no-pager diff --stat -- gen db/dbsqlc web/src/gen >&2
+      git --no-pager diff -- gen db/dbsqlc web/src/gen >&2
       exit 1
     fi
   elif ci; then
@@ -199,6 +215,14 @@ fi
 
 # --- 6. tests ------------------------------------------------------------------------------
 if [[ $mode == full || $mode == quick ]]; then
+  # Before any Go build: the binary and the tests embed console/dist.
+  step "console: scripts/web.sh build (npm ci from the lockfile, tsc, vite build, bundle budget)"
+  scripts/web.sh build
+  if [[ $mode == full ]]; then
+    step "console: unit tests (scripts/web.sh test)"
+    scripts/web.sh test
+  fi
+
   step "build governor (for dev exec)"
   go build -o "$tmp/governor" ./cmd/governor
 

@@ -162,6 +162,16 @@ func runDev(ctx context.Context, cfg config.Config) error {
 	if len(applied) > 0 {
 		log.Info("migrated", "applied", applied)
 	}
+	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "governor dev: "+format+"\n", args...) }
+	if dir, err := buildConsole(ctx, logf); err != nil {
+		log.Warn("the web console did not build; serving the one embedded in this binary", "err", err)
+	} else {
+		consoleDir = dir
+	}
+	if d.temporal.UIAddress != "" && cfg.TemporalUIURL == defaultTemporalUIURL {
+		// The UI governor dev started may not be on its usual port.
+		cfg.TemporalUIURL = d.temporal.UIAddress
+	}
 	err = runAll(ctx, cfg, kr, pool, log, func(addr net.Addr) {
 		ui := d.temporal.UIAddress
 		if ui == "" {
@@ -170,20 +180,21 @@ func runDev(ctx context.Context, cfg config.Config) error {
 		fmt.Fprintf(os.Stderr, `
   Governor is running.
 
+    Console                        http://%s/
     API (Connect, gRPC, gRPC-Web)  http://%s
     Metrics                        http://%s/metrics
     Temporal                       %s
     Temporal Web UI                %s
     PostgreSQL                     %s
 
-  First API key (in another terminal):
+  First API key (in another terminal; sign in to the console with it):
 
     DATABASE_URL='%s' GOVERNOR_HTTP_ADDR=%s \
       go run ./cmd/governor admin bootstrap --org "My org" --email you@example.com
 
   Ctrl-C stops everything governor dev started.
 
-`, addr, addr, cfg.TemporalAddress, ui, d.pg.URL, d.pg.URL, addr)
+`, addr, addr, addr, cfg.TemporalAddress, ui, d.pg.URL, d.pg.URL, addr)
 	})
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
 		return nil

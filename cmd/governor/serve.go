@@ -23,7 +23,11 @@ import (
 	"github.com/governor-hq/governor/workflows"
 )
 
-const defaultTemporalAddress = "127.0.0.1:7233"
+const (
+	defaultTemporalAddress = "127.0.0.1:7233"
+	// The Temporal UI's usual address, GOVERNOR_TEMPORAL_UI_URL's default.
+	defaultTemporalUIURL = "http://127.0.0.1:8233"
+)
 
 func apiCmd() *cobra.Command {
 	return &cobra.Command{
@@ -127,7 +131,8 @@ func serveAPI(ctx context.Context, cfg config.Config, kr *envelope.Keyring, pool
 		AdmitTimeout: cfg.AdmitTimeout, AdmitLockTimeout: cfg.AdmitLockTimeout,
 		Limits: api.Limits{MaxRequestBytes: cfg.MaxRequestBytes, ReadTimeout: cfg.RequestReadTimeout, IdleTimeout: cfg.IdleTimeout,
 			MaxStreamsPerKey: cfg.MaxStreamsPerKey, MaxStreamsPerOrg: cfg.MaxStreamsPerOrg, RatePerIP: cfg.RatePerIP, RatePerKey: cfg.RatePerKey},
-		Keyring: kr, AlertEndpoints: alertEndpoints(cfg)}
+		Keyring: kr, AlertEndpoints: alertEndpoints(cfg),
+		ConsoleDir: consoleDir, TemporalUIURL: cfg.TemporalUIURL, TemporalNamespace: cfg.TemporalNamespace}
 	if cfg.FaultExitAfterAdmit {
 		opts.AfterAdmitCommit = func() {
 			log.Error("fault injection: exiting after committing an admission, before starting its workflow")

@@ -272,6 +272,16 @@ type AuditHead struct {
 	LastHash []byte
 }
 
+type ConsoleSession struct {
+	TokenHash  []byte
+	OrgID      string
+	ApiKeyID   string
+	SecretHash []byte
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	UserAgent  string
+}
+
 type CostRecord struct {
 	OrgID        string
 	ID           string

@@ -88,6 +88,8 @@ type Config struct {
 	RetainShortCounters time.Duration
 	RetainCounters      time.Duration
 	RetainAlerts        time.Duration
+	// TemporalUIURL is the Temporal Web UI the console links workflows to ("" for none).
+	TemporalUIURL string
 }
 
 // Setting documents one configuration variable.
@@ -320,6 +322,15 @@ var settings = []Setting{
 	{Env: "GOVERNOR_RETAIN_ALERTS", Flag: "retain-alerts", Default: "180d",
 		Help:  "How long alerts, their deliveries and attempts and their in-app notifications are kept once delivered or given up (alerts of anomalies are kept with them).",
 		apply: period(func(c *Config) *time.Duration { return &c.RetainAlerts })},
+	{Env: "GOVERNOR_TEMPORAL_UI_URL", Flag: "temporal-ui-url", Default: "http://127.0.0.1:8233",
+		Help: "Base URL of the Temporal Web UI the console links runs, incidents and alerts to (`governor dev` uses the UI it starts when this is left at its default); empty for no links.",
+		apply: func(c *Config, v string) error {
+			if v != "" && !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
+				return fmt.Errorf("%q is not an http(s) URL", v)
+			}
+			c.TemporalUIURL = strings.TrimRight(v, "/")
+			return nil
+		}},
 }
 
 // Settings lists every configuration variable, for documentation.
