@@ -65,15 +65,15 @@ CREATE TABLE analytics_rollups (
     run_latency        jsonb NOT NULL DEFAULT '{}',
     call_latency       jsonb NOT NULL DEFAULT '{}',
     PRIMARY KEY (org_id, cube, grain, bucket_start, project_id, agent_id, api_key_id, provider, model, feature, run_status, tag),
-    -- Sums saturate at money.Ceiling; a retraction (unexpired) never goes below what was
-    -- added, so a negative total is a bug worth failing on.
+    -- Sums saturate at money.Ceiling. A row's totals are never negative, but the rows a
+    -- roll upserts are deltas (taking back an expiry is negative) and PostgreSQL checks
+    -- the proposed row before it sees the conflict, so the bound is on magnitude.
     CONSTRAINT analytics_rollups_bounded CHECK (
-        cost_micros BETWEEN 0 AND 4000000000000000000 AND input_tokens BETWEEN 0 AND 4000000000000000000
-        AND output_tokens BETWEEN 0 AND 4000000000000000000 AND cache_read_tokens BETWEEN 0 AND 4000000000000000000
-        AND cache_write_tokens BETWEEN 0 AND 4000000000000000000 AND reasoning_tokens BETWEEN 0 AND 4000000000000000000
-        AND runs_succeeded >= 0 AND runs_failed >= 0 AND runs_cancelled >= 0 AND runs_expired >= 0
-        AND runs_blocked >= 0 AND admitted >= 0 AND blocked_limit >= 0 AND blocked_policy >= 0
-        AND blocked_rate >= 0 AND warned >= 0 AND calls >= 0 AND call_errors >= 0 AND cache_hit_calls >= 0)
+        abs(cost_micros) <= 4000000000000000000 AND abs(input_tokens) <= 4000000000000000000 AND abs(output_tokens) <= 4000000000000000000 AND abs(cache_read_tokens) <= 4000000000000000000
+        AND abs(cache_write_tokens) <= 4000000000000000000 AND abs(reasoning_tokens) <= 4000000000000000000 AND abs(runs_succeeded) <= 4000000000000000000 AND abs(runs_failed) <= 4000000000000000000
+        AND abs(runs_cancelled) <= 4000000000000000000 AND abs(runs_expired) <= 4000000000000000000 AND abs(runs_blocked) <= 4000000000000000000 AND abs(admitted) <= 4000000000000000000
+        AND abs(blocked_limit) <= 4000000000000000000 AND abs(blocked_policy) <= 4000000000000000000 AND abs(blocked_rate) <= 4000000000000000000 AND abs(warned) <= 4000000000000000000
+        AND abs(calls) <= 4000000000000000000 AND abs(call_errors) <= 4000000000000000000 AND abs(cache_hit_calls) <= 4000000000000000000)
 );
 
 -- Per organization: which tag key is the tag dimension, and how fresh its rollups are.
