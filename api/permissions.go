@@ -104,6 +104,12 @@ var permissions = map[string]authz.Permission{
 	c.AnomalyServiceRunAnomalyDetectionProcedure:      authz.Administer,
 	c.AnomalyServiceGetAnomalyDetectionRunProcedure:   authz.Read,
 	c.AnomalyServiceListAnomalyDetectionRunsProcedure: authz.Read,
+
+	c.AnalyticsServiceQueryUsageProcedure:              authz.Read,
+	c.AnalyticsServiceGetOverviewProcedure:             authz.Read,
+	c.AnalyticsServiceWatchOverviewProcedure:           authz.Read,
+	c.AnalyticsServiceGetAnalyticsSettingsProcedure:    authz.Read,
+	c.AnalyticsServiceUpdateAnalyticsSettingsProcedure: authz.Administer,
 }
 
 // Permissions returns what each RPC needs (a copy, for tests and documentation).

@@ -9,6 +9,8 @@ import (
 	"context"
 	"encoding/json"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const analyticsCalls = `-- name: AnalyticsCalls :many
@@ -1071,4 +1073,497 @@ func (q *Queries) AnalyticsSettingsGet(ctx context.Context, db DBTX, orgID strin
 		&i.UpdatedAt,
 	)
 	return i, err
+}
+
+const overviewAnomalies = `-- name: OverviewAnomalies :many
+SELECT id, type, entity_type, entity_id, metric, method, severity, day, window_start, window_end, baseline, observed,
+       deviation, score, confidence, coalesce(incident_id, '')::text AS incident_id, coalesce(alert_id, '')::text AS alert_id,
+       coalesce(limit_id, '')::text AS limit_id, coalesce(run_id, '')::text AS detection_run_id, detected_at
+FROM anomalies
+WHERE org_id = $1 AND detected_at >= $2
+ORDER BY detected_at DESC, id DESC
+LIMIT $3
+`
+
+type OverviewAnomaliesParams struct {
+	OrgID string
+	Since time.Time
+	Max   int32
+}
+
+type OverviewAnomaliesRow struct {
+	ID             string
+	Type           string
+	EntityType     string
+	EntityID       string
+	Metric         string
+	Method         string
+	Severity       string
+	Day            pgtype.Date
+	WindowStart    time.Time
+	WindowEnd      time.Time
+	Baseline       float64
+	Observed       float64
+	Deviation      float64
+	Score          int32
+	Confidence     float64
+	IncidentID     string
+	AlertID        string
+	LimitID        string
+	DetectionRunID string
+	DetectedAt     time.Time
+}
+
+func (q *Queries) OverviewAnomalies(ctx context.Context, db DBTX, arg OverviewAnomaliesParams) ([]OverviewAnomaliesRow, error) {
+	rows, err := db.Query(ctx, overviewAnomalies, arg.OrgID, arg.Since, arg.Max)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []OverviewAnomaliesRow{}
+	for rows.Next() {
+		var i OverviewAnomaliesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Type,
+			&i.EntityType,
+			&i.EntityID,
+			&i.Metric,
+			&i.Method,
+			&i.Severity,
+			&i.Day,
+			&i.WindowStart,
+			&i.WindowEnd,
+			&i.Baseline,
+			&i.Observed,
+			&i.Deviation,
+			&i.Score,
+			&i.Confidence,
+			&i.IncidentID,
+			&i.AlertID,
+			&i.LimitID,
+			&i.DetectionRunID,
+			&i.DetectedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const overviewAnomalyCounts = `-- name: OverviewAnomalyCounts :many
+SELECT severity, count(*) AS n FROM anomalies
+WHERE org_id = $1 AND detected_at >= $2
+GROUP BY severity
+`
+
+type OverviewAnomalyCountsParams struct {
+	OrgID string
+	Since time.Time
+}
+
+type OverviewAnomalyCountsRow struct {
+	Severity string
+	N        int64
+}
+
+func (q *Queries) OverviewAnomalyCounts(ctx context.Context, db DBTX, arg OverviewAnomalyCountsParams) ([]OverviewAnomalyCountsRow, error) {
+	rows, err := db.Query(ctx, overviewAnomalyCounts, arg.OrgID, arg.Since)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []OverviewAnomalyCountsRow{}
+	for rows.Next() {
+		var i OverviewAnomalyCountsRow
+		if err := rows.Scan(&i.Severity, &i.N); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const overviewDecisions = `-- name: OverviewDecisions :many
+SELECT id, status, reported_at, agent_id, project_id, api_key_id, model, feature, admitted_at,
+       coalesce(blocked_by -> 0 ->> 'limit_id', '')::text AS limit_id,
+       coalesce(blocked_by -> 0 ->> 'limit_name', '')::text AS limit_name,
+       coalesce(blocked_by_rule, '')::text AS policy_rule_id,
+       coalesce((SELECT array_agg(w ->> 'limit_id') FROM jsonb_array_elements(coalesce(warnings, '[]'::jsonb)) AS w), '{}')::text[] AS warning_limit_ids
+FROM runs
+WHERE org_id = $1
+ORDER BY admitted_at DESC, id DESC
+LIMIT $2
+`
+
+type OverviewDecisionsParams struct {
+	OrgID string
+	Max   int32
+}
+
+type OverviewDecisionsRow struct {
+	ID              string
+	Status          string
+	ReportedAt      *time.Time
+	AgentID         string
+	ProjectID       string
+	ApiKeyID        string
+	Model           string
+	Feature         string
+	AdmittedAt      time.Time
+	LimitID         string
+	LimitName       string
+	PolicyRuleID    string
+	WarningLimitIds []string
+}
+
+// The latest decisions (admissions and blocks), with what decided.
+func (q *Queries) OverviewDecisions(ctx context.Context, db DBTX, arg OverviewDecisionsParams) ([]OverviewDecisionsRow, error) {
+	rows, err := db.Query(ctx, overviewDecisions, arg.OrgID, arg.Max)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []OverviewDecisionsRow{}
+	for rows.Next() {
+		var i OverviewDecisionsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Status,
+			&i.ReportedAt,
+			&i.AgentID,
+			&i.ProjectID,
+			&i.ApiKeyID,
+			&i.Model,
+			&i.Feature,
+			&i.AdmittedAt,
+			&i.LimitID,
+			&i.LimitName,
+			&i.PolicyRuleID,
+			&i.WarningLimitIds,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const overviewDeliveryCounts = `-- name: OverviewDeliveryCounts :one
+SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+       count(*) FILTER (WHERE status = 'pending' AND last_error <> '') AS failing,
+       count(*) FILTER (WHERE status = 'failed') AS dead_lettered
+FROM alert_deliveries WHERE org_id = $1
+`
+
+type OverviewDeliveryCountsRow struct {
+	Pending      int64
+	Failing      int64
+	DeadLettered int64
+}
+
+func (q *Queries) OverviewDeliveryCounts(ctx context.Context, db DBTX, orgID string) (OverviewDeliveryCountsRow, error) {
+	row := db.QueryRow(ctx, overviewDeliveryCounts, orgID)
+	var i OverviewDeliveryCountsRow
+	err := row.Scan(&i.Pending, &i.Failing, &i.DeadLettered)
+	return i, err
+}
+
+const overviewDisabledChannels = `-- name: OverviewDisabledChannels :many
+SELECT id, name, disabled_reason, disabled_at FROM alert_channels
+WHERE org_id = $1 AND NOT enabled AND deleted_at IS NULL
+ORDER BY disabled_at DESC NULLS LAST, id
+`
+
+type OverviewDisabledChannelsRow struct {
+	ID             string
+	Name           string
+	DisabledReason string
+	DisabledAt     *time.Time
+}
+
+func (q *Queries) OverviewDisabledChannels(ctx context.Context, db DBTX, orgID string) ([]OverviewDisabledChannelsRow, error) {
+	rows, err := db.Query(ctx, overviewDisabledChannels, orgID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []OverviewDisabledChannelsRow{}
+	for rows.Next() {
+		var i OverviewDisabledChannelsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.DisabledReason,
+			&i.DisabledAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const overviewFeedback = `-- name: OverviewFeedback :one
+SELECT count(*) AS n, coalesce(avg(score), 0)::float8 AS average_score,
+       count(*) FILTER (WHERE score >= 0.5) AS positive, count(*) FILTER (WHERE score < 0.5) AS negative
+FROM run_feedback WHERE org_id = $1 AND created_at >= $2
+`
+
+type OverviewFeedbackParams struct {
+	OrgID string
+	Since time.Time
+}
+
+type OverviewFeedbackRow struct {
+	N            int64
+	AverageScore float64
+	Positive     int64
+	Negative     int64
+}
+
+func (q *Queries) OverviewFeedback(ctx context.Context, db DBTX, arg OverviewFeedbackParams) (OverviewFeedbackRow, error) {
+	row := db.QueryRow(ctx, overviewFeedback, arg.OrgID, arg.Since)
+	var i OverviewFeedbackRow
+	err := row.Scan(
+		&i.N,
+		&i.AverageScore,
+		&i.Positive,
+		&i.Negative,
+	)
+	return i, err
+}
+
+const overviewIncidentCounts = `-- name: OverviewIncidentCounts :many
+SELECT severity, count(*) AS n FROM incidents
+WHERE org_id = $1 AND status <> 'resolved'
+GROUP BY severity
+`
+
+type OverviewIncidentCountsRow struct {
+	Severity string
+	N        int64
+}
+
+func (q *Queries) OverviewIncidentCounts(ctx context.Context, db DBTX, orgID string) ([]OverviewIncidentCountsRow, error) {
+	rows, err := db.Query(ctx, overviewIncidentCounts, orgID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []OverviewIncidentCountsRow{}
+	for rows.Next() {
+		var i OverviewIncidentCountsRow
+		if err := rows.Scan(&i.Severity, &i.N); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const overviewIncidentHighlights = `-- name: OverviewIncidentHighlights :many
+SELECT i.id, i.title, i.severity, i.category, i.created_at, i.cost_micros,
+       (CASE WHEN i.category = 'BUDGET_EXCEEDED' THEN 'budget_exceeded' ELSE 'newest_critical' END)::text AS reason
+FROM incidents i
+WHERE i.org_id = $1 AND i.status <> 'resolved'
+  AND (i.id IN (SELECT b.id FROM incidents b WHERE b.org_id = $1 AND b.status <> 'resolved' AND b.category = 'BUDGET_EXCEEDED'
+                ORDER BY b.created_at DESC LIMIT 5)
+       OR i.id = (SELECT c.id FROM incidents c WHERE c.org_id = $1 AND c.status <> 'resolved' AND c.severity = 'critical'
+                  ORDER BY c.created_at DESC LIMIT 1))
+ORDER BY i.created_at DESC
+`
+
+type OverviewIncidentHighlightsRow struct {
+	ID         string
+	Title      string
+	Severity   string
+	Category   string
+	CreatedAt  time.Time
+	CostMicros int64
+	Reason     string
+}
+
+// Open BUDGET_EXCEEDED incidents (newest five) and the newest open critical one.
+func (q *Queries) OverviewIncidentHighlights(ctx context.Context, db DBTX, orgID string) ([]OverviewIncidentHighlightsRow, error) {
+	rows, err := db.Query(ctx, overviewIncidentHighlights, orgID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []OverviewIncidentHighlightsRow{}
+	for rows.Next() {
+		var i OverviewIncidentHighlightsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Title,
+			&i.Severity,
+			&i.Category,
+			&i.CreatedAt,
+			&i.CostMicros,
+			&i.Reason,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const overviewRecovery = `-- name: OverviewRecovery :one
+WITH RECURSIVE failed AS (
+    SELECT r.id, coalesce(r.cost_micros, 0) AS cost
+    FROM runs r WHERE r.org_id = $1::text AND r.status = 'failed' AND r.admitted_at >= $2::timestamptz
+), chain AS (
+    SELECT f.id AS root, r2.id, r2.status, coalesce(r2.cost_micros, 0) AS cost, 1 AS depth
+    FROM failed f JOIN runs r2 ON r2.org_id = $1::text AND r2.retry_of = f.id
+    UNION ALL
+    SELECT c.root, r3.id, r3.status, coalesce(r3.cost_micros, 0), c.depth + 1
+    FROM chain c JOIN runs r3 ON r3.org_id = $1::text AND r3.retry_of = c.id
+    WHERE c.depth < 10
+)
+SELECT (SELECT count(*) FROM failed)::bigint AS failed_runs,
+       (SELECT least(coalesce(sum(cost), 0), 4000000000000000000) FROM failed)::bigint AS failed_cost_micros,
+       (SELECT count(DISTINCT root) FROM chain)::bigint AS retried,
+       (SELECT count(DISTINCT root) FROM chain WHERE status = 'succeeded')::bigint AS recovered,
+       (SELECT count(*) FROM chain)::bigint AS retry_runs,
+       (SELECT least(coalesce(sum(cost), 0), 4000000000000000000) FROM chain)::bigint AS recovery_cost_micros,
+       coalesce((SELECT array_agg(x.root) FROM (SELECT DISTINCT root FROM chain WHERE status = 'succeeded' ORDER BY root DESC LIMIT 10) x), '{}')::text[] AS recovered_run_ids
+`
+
+type OverviewRecoveryParams struct {
+	OrgID string
+	Since time.Time
+}
+
+type OverviewRecoveryRow struct {
+	FailedRuns         int64
+	FailedCostMicros   int64
+	Retried            int64
+	Recovered          int64
+	RetryRuns          int64
+	RecoveryCostMicros int64
+	RecoveredRunIds    []string
+}
+
+// Failed runs admitted since @since, the runs that retried them (retry_of, followed
+// through retries of retries, at most 10 deep), and what those cost.
+func (q *Queries) OverviewRecovery(ctx context.Context, db DBTX, arg OverviewRecoveryParams) (OverviewRecoveryRow, error) {
+	row := db.QueryRow(ctx, overviewRecovery, arg.OrgID, arg.Since)
+	var i OverviewRecoveryRow
+	err := row.Scan(
+		&i.FailedRuns,
+		&i.FailedCostMicros,
+		&i.Retried,
+		&i.Recovered,
+		&i.RetryRuns,
+		&i.RecoveryCostMicros,
+		&i.RecoveredRunIds,
+	)
+	return i, err
+}
+
+const overviewTroubledDeliveries = `-- name: OverviewTroubledDeliveries :many
+SELECT id, status FROM alert_deliveries
+WHERE org_id = $1 AND (status = 'failed' OR (status = 'pending' AND last_error <> ''))
+ORDER BY created_at DESC, id DESC
+LIMIT $2
+`
+
+type OverviewTroubledDeliveriesParams struct {
+	OrgID string
+	Max   int32
+}
+
+type OverviewTroubledDeliveriesRow struct {
+	ID     string
+	Status string
+}
+
+func (q *Queries) OverviewTroubledDeliveries(ctx context.Context, db DBTX, arg OverviewTroubledDeliveriesParams) ([]OverviewTroubledDeliveriesRow, error) {
+	rows, err := db.Query(ctx, overviewTroubledDeliveries, arg.OrgID, arg.Max)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []OverviewTroubledDeliveriesRow{}
+	for rows.Next() {
+		var i OverviewTroubledDeliveriesRow
+		if err := rows.Scan(&i.ID, &i.Status); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const overviewWorstFeedback = `-- name: OverviewWorstFeedback :many
+SELECT feedback_id, run_id, score, label, comment, created_at FROM run_feedback
+WHERE org_id = $1 AND created_at >= $2
+ORDER BY score, created_at DESC
+LIMIT $3
+`
+
+type OverviewWorstFeedbackParams struct {
+	OrgID string
+	Since time.Time
+	Max   int32
+}
+
+type OverviewWorstFeedbackRow struct {
+	FeedbackID string
+	RunID      string
+	Score      float64
+	Label      string
+	Comment    string
+	CreatedAt  time.Time
+}
+
+func (q *Queries) OverviewWorstFeedback(ctx context.Context, db DBTX, arg OverviewWorstFeedbackParams) ([]OverviewWorstFeedbackRow, error) {
+	rows, err := db.Query(ctx, overviewWorstFeedback, arg.OrgID, arg.Since, arg.Max)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []OverviewWorstFeedbackRow{}
+	for rows.Next() {
+		var i OverviewWorstFeedbackRow
+		if err := rows.Scan(
+			&i.FeedbackID,
+			&i.RunID,
+			&i.Score,
+			&i.Label,
+			&i.Comment,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

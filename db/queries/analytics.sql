@@ -263,3 +263,96 @@ WHERE TRUE
   AND (cardinality(@in_run_status::text[]) = 0 OR r.run_status = ANY (@in_run_status::text[])) AND NOT (r.run_status = ANY (@out_run_status::text[]))
   AND (cardinality(@in_tag::text[]) = 0 OR r.tag = ANY (@in_tag::text[])) AND NOT (r.tag = ANY (@out_tag::text[]))
 GROUP BY 1;
+
+-- name: OverviewDecisions :many
+-- The latest decisions (admissions and blocks), with what decided.
+SELECT id, status, reported_at, agent_id, project_id, api_key_id, model, feature, admitted_at,
+       coalesce(blocked_by -> 0 ->> 'limit_id', '')::text AS limit_id,
+       coalesce(blocked_by -> 0 ->> 'limit_name', '')::text AS limit_name,
+       coalesce(blocked_by_rule, '')::text AS policy_rule_id,
+       coalesce((SELECT array_agg(w ->> 'limit_id') FROM jsonb_array_elements(coalesce(warnings, '[]'::jsonb)) AS w), '{}')::text[] AS warning_limit_ids
+FROM runs
+WHERE org_id = @org_id
+ORDER BY admitted_at DESC, id DESC
+LIMIT @max;
+
+-- name: OverviewAnomalyCounts :many
+SELECT severity, count(*) AS n FROM anomalies
+WHERE org_id = @org_id AND detected_at >= @since
+GROUP BY severity;
+
+-- name: OverviewAnomalies :many
+SELECT id, type, entity_type, entity_id, metric, method, severity, day, window_start, window_end, baseline, observed,
+       deviation, score, confidence, coalesce(incident_id, '')::text AS incident_id, coalesce(alert_id, '')::text AS alert_id,
+       coalesce(limit_id, '')::text AS limit_id, coalesce(run_id, '')::text AS detection_run_id, detected_at
+FROM anomalies
+WHERE org_id = @org_id AND detected_at >= @since
+ORDER BY detected_at DESC, id DESC
+LIMIT @max;
+
+-- name: OverviewRecovery :one
+-- Failed runs admitted since @since, the runs that retried them (retry_of, followed
+-- through retries of retries, at most 10 deep), and what those cost.
+WITH RECURSIVE failed AS (
+    SELECT r.id, coalesce(r.cost_micros, 0) AS cost
+    FROM runs r WHERE r.org_id = @org_id::text AND r.status = 'failed' AND r.admitted_at >= @since::timestamptz
+), chain AS (
+    SELECT f.id AS root, r2.id, r2.status, coalesce(r2.cost_micros, 0) AS cost, 1 AS depth
+    FROM failed f JOIN runs r2 ON r2.org_id = @org_id::text AND r2.retry_of = f.id
+    UNION ALL
+    SELECT c.root, r3.id, r3.status, coalesce(r3.cost_micros, 0), c.depth + 1
+    FROM chain c JOIN runs r3 ON r3.org_id = @org_id::text AND r3.retry_of = c.id
+    WHERE c.depth < 10
+)
+SELECT (SELECT count(*) FROM failed)::bigint AS failed_runs,
+       (SELECT least(coalesce(sum(cost), 0), 4000000000000000000) FROM failed)::bigint AS failed_cost_micros,
+       (SELECT count(DISTINCT root) FROM chain)::bigint AS retried,
+       (SELECT count(DISTINCT root) FROM chain WHERE status = 'succeeded')::bigint AS recovered,
+       (SELECT count(*) FROM chain)::bigint AS retry_runs,
+       (SELECT least(coalesce(sum(cost), 0), 4000000000000000000) FROM chain)::bigint AS recovery_cost_micros,
+       coalesce((SELECT array_agg(x.root) FROM (SELECT DISTINCT root FROM chain WHERE status = 'succeeded' ORDER BY root DESC LIMIT 10) x), '{}')::text[] AS recovered_run_ids;
+
+-- name: OverviewFeedback :one
+SELECT count(*) AS n, coalesce(avg(score), 0)::float8 AS average_score,
+       count(*) FILTER (WHERE score >= 0.5) AS positive, count(*) FILTER (WHERE score < 0.5) AS negative
+FROM run_feedback WHERE org_id = @org_id AND created_at >= @since;
+
+-- name: OverviewWorstFeedback :many
+SELECT feedback_id, run_id, score, label, comment, created_at FROM run_feedback
+WHERE org_id = @org_id AND created_at >= @since
+ORDER BY score, created_at DESC
+LIMIT @max;
+
+-- name: OverviewIncidentCounts :many
+SELECT severity, count(*) AS n FROM incidents
+WHERE org_id = @org_id AND status <> 'resolved'
+GROUP BY severity;
+
+-- name: OverviewIncidentHighlights :many
+-- Open BUDGET_EXCEEDED incidents (newest five) and the newest open critical one.
+SELECT i.id, i.title, i.severity, i.category, i.created_at, i.cost_micros,
+       (CASE WHEN i.category = 'BUDGET_EXCEEDED' THEN 'budget_exceeded' ELSE 'newest_critical' END)::text AS reason
+FROM incidents i
+WHERE i.org_id = @org_id AND i.status <> 'resolved'
+  AND (i.id IN (SELECT b.id FROM incidents b WHERE b.org_id = @org_id AND b.status <> 'resolved' AND b.category = 'BUDGET_EXCEEDED'
+                ORDER BY b.created_at DESC LIMIT 5)
+       OR i.id = (SELECT c.id FROM incidents c WHERE c.org_id = @org_id AND c.status <> 'resolved' AND c.severity = 'critical'
+                  ORDER BY c.created_at DESC LIMIT 1))
+ORDER BY i.created_at DESC;
+
+-- name: OverviewDeliveryCounts :one
+SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+       count(*) FILTER (WHERE status = 'pending' AND last_error <> '') AS failing,
+       count(*) FILTER (WHERE status = 'failed') AS dead_lettered
+FROM alert_deliveries WHERE org_id = @org_id;
+
+-- name: OverviewTroubledDeliveries :many
+SELECT id, status FROM alert_deliveries
+WHERE org_id = @org_id AND (status = 'failed' OR (status = 'pending' AND last_error <> ''))
+ORDER BY created_at DESC, id DESC
+LIMIT @max;
+
+-- name: OverviewDisabledChannels :many
+SELECT id, name, disabled_reason, disabled_at FROM alert_channels
+WHERE org_id = @org_id AND NOT enabled AND deleted_at IS NULL
+ORDER BY disabled_at DESC NULLS LAST, id;

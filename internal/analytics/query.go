@@ -189,7 +189,7 @@ func measures(r dbsqlc.AnalyticsQueryRow) (usage.Measures, error) {
 		BlockedLimit: r.BlockedLimit, BlockedPolicy: r.BlockedPolicy, BlockedRate: r.BlockedRate, Warned: r.Warned,
 		Calls: r.Calls, CallErrors: r.CallErrors, CacheHitCalls: r.CacheHitCalls}
 	for _, sk := range []struct {
-		raw json.RawMessage
+		raw  json.RawMessage
 		into *usage.Measures
 		run  bool
 	}{{r.RunLatency, &m, true}, {r.CallLatency, &m, false}} {

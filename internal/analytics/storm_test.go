@@ -27,7 +27,9 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})) }
+func quiet() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+}
 
 type fixture struct {
 	pool   *pgxpool.Pool
