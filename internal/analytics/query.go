@@ -118,12 +118,6 @@ func (s *Service) catchUp(ctx context.Context, org string, skip bool) (*time.Tim
 	return st.RolledThrough, nil
 }
 
-type plan struct {
-	cube    usage.Cube
-	buckets []bucket.Bucket
-	params  dbsqlc.AnalyticsQueryParams
-}
-
 func pieces(bs []bucket.Bucket, c usage.Cube, p *dbsqlc.AnalyticsQueryParams) error {
 	for i, b := range bs {
 		ps, err := bucket.Decompose(b.Range, c.Grains)
