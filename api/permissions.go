@@ -106,9 +106,14 @@ var permissions = map[string]authz.Permission{
 	c.AnomalyServiceListAnomalyDetectionRunsProcedure: authz.Read,
 
 	// SignIn checks the key it is given; SignOut needs only the cookie it ends.
-	c.SessionServiceSignInProcedure:  publicPermission,
-	c.SessionServiceSignOutProcedure: publicPermission,
-	c.SessionServiceWhoAmIProcedure:  authz.Read,
+	c.SessionServiceSignInProcedure:                    publicPermission,
+	c.SessionServiceSignOutProcedure:                   publicPermission,
+	c.SessionServiceWhoAmIProcedure:                    authz.Read,
+	c.AnalyticsServiceQueryUsageProcedure:              authz.Read,
+	c.AnalyticsServiceGetOverviewProcedure:             authz.Read,
+	c.AnalyticsServiceWatchOverviewProcedure:           authz.Read,
+	c.AnalyticsServiceGetAnalyticsSettingsProcedure:    authz.Read,
+	c.AnalyticsServiceUpdateAnalyticsSettingsProcedure: authz.Administer,
 }
 
 // Permissions returns what each RPC needs (a copy, for tests and documentation).

@@ -23,6 +23,7 @@ import (
 	"github.com/governor-hq/governor/console"
 	"github.com/governor-hq/governor/gen/governor/v1/governorv1connect"
 	"github.com/governor-hq/governor/internal/alerts"
+	"github.com/governor-hq/governor/internal/analytics"
 	"github.com/governor-hq/governor/internal/envelope"
 	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/outbox"
@@ -81,6 +82,8 @@ type Server struct {
 	ipRates  *rates // nil: no per-address limit
 	keyRates *rates // nil: no default per-key limit
 	streams  *streams
+	// analytics answers usage queries and overviews; its roller runs in the background.
+	analytics *analytics.Service
 }
 
 // New builds a server. Call Run (or use Handler and run the event hub yourself).
@@ -98,6 +101,7 @@ func New(pool *pgxpool.Pool, log *slog.Logger, opts Options) *Server {
 	s := &Server{pool: pool, log: log, opts: opts, hub: events.NewHub(pool, log), metrics: newMetrics(pool), stopping: make(chan struct{}),
 		limits: lim, ipRates: newRates(lim.RatePerIP), keyRates: newRates(lim.RatePerKey), streams: newStreams(lim.MaxStreamsPerKey, lim.MaxStreamsPerOrg)}
 	s.auth = &authenticate{s: s}
+	s.analytics = analytics.New(pool, log)
 	if opts.Temporal != nil {
 		s.relay = outbox.New(pool, opts.Temporal, opts.TaskQueue, log)
 	}
@@ -164,6 +168,8 @@ func (s *Server) Handler() http.Handler {
 	mount(governorv1connect.AnomalyServiceName, path, h)
 	path, h = s.sessionHandler()
 	mount(governorv1connect.SessionServiceName, path, h)
+	path, h = governorv1connect.NewAnalyticsServiceHandler(&analyticsService{s}, opts)
+	mount(governorv1connect.AnalyticsServiceName, path, h)
 
 	reflector := grpcreflect.NewStaticReflector(append([]string{healthServiceName}, s.names...)...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
@@ -210,6 +216,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(net.Addr
 	var bg sync.WaitGroup
 	bg.Go(func() { s.hub.Run(bgCtx) })
 	bg.Go(func() { s.admitter.Run(bgCtx) })
+	bg.Go(func() { s.analytics.RunRoller(bgCtx, time.Second) })
 	if s.relay != nil {
 		bg.Go(func() { s.relay.Run(bgCtx) })
 	}

@@ -157,6 +157,7 @@ type clients struct {
 	policies  governorv1connect.PolicyServiceClient
 	alerts    governorv1connect.AlertServiceClient
 	anomalies governorv1connect.AnomalyServiceClient
+	analytics governorv1connect.AnalyticsServiceClient
 }
 
 func (s *stack) clientsFor(secret string) clients {
@@ -178,6 +179,7 @@ func (s *stack) clientsFor(secret string) clients {
 		policies:  governorv1connect.NewPolicyServiceClient(s.http, s.baseURL, auth),
 		alerts:    governorv1connect.NewAlertServiceClient(s.http, s.baseURL, auth),
 		anomalies: governorv1connect.NewAnomalyServiceClient(s.http, s.baseURL, auth),
+		analytics: governorv1connect.NewAnalyticsServiceClient(s.http, s.baseURL, auth),
 	}
 }
 

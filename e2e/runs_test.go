@@ -9,6 +9,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	v1 "github.com/governor-hq/governor/gen/governor/v1"
 )
@@ -146,6 +147,17 @@ func TestScenario1CostControlLoop(t *testing.T) {
 	chk, err := tn.admin.limits.CheckLimits(ctx, connect.NewRequest(&v1.CheckLimitsRequest{AgentId: ag.agentID}))
 	require.NoError(t, err)
 	require.EqualValues(t, 55*dollar, chk.Msg.Checks[0].Used, "usage equals the cost records")
+	// Analytics shows $55 spent today, beside the budget it counts against.
+	day := time.Now().UTC().Truncate(24 * time.Hour)
+	usage, err := analyticsClient(tn.stack, tn.org.Secret).QueryUsage(ctx, connect.NewRequest(&v1.QueryUsageRequest{StartTime: timestamppb.New(day)}))
+	require.NoError(t, err)
+	require.EqualValues(t, 55*dollar, usage.Msg.Total.CostMicros)
+	require.EqualValues(t, 4, usage.Msg.Total.RunsSucceeded)
+	require.EqualValues(t, 1, usage.Msg.Total.BlockedByLimit)
+	require.Len(t, usage.Msg.Limits, 1)
+	require.Equal(t, lim.Id, usage.Msg.Limits[0].LimitId)
+	require.EqualValues(t, 55*dollar, usage.Msg.Limits[0].Used)
+	require.EqualValues(t, 55, usage.Msg.Limits[0].Percent)
 }
 
 // Seed 000, scenario 5: API key attribution; freezing a key is audited and stops it.
@@ -182,6 +194,18 @@ func TestScenario5APIKeyAttribution(t *testing.T) {
 	byKey, err := tn.admin.runs.ListCostRecords(ctx, connect.NewRequest(&v1.ListCostRecordsRequest{ApiKeyId: b.keyID}))
 	require.NoError(t, err)
 	require.EqualValues(t, 50*dollar, byKey.Msg.TotalCostMicros)
+	// The same per-key spend from analytics: this month in the organization's zone.
+	ny, _ := time.LoadLocation("America/New_York")
+	now := time.Now().In(ny)
+	perKey, err := analyticsClient(tn.stack, tn.org.Secret).QueryUsage(ctx, connect.NewRequest(&v1.QueryUsageRequest{
+		StartTime: timestamppb.New(time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, ny)),
+		GroupBy:   []v1.UsageDimension{v1.UsageDimension_USAGE_DIMENSION_API_KEY}}))
+	require.NoError(t, err)
+	got := map[string]int64{}
+	for _, g := range perKey.Msg.Groups {
+		got[g.Key[0].Value] = g.Total.CostMicros
+	}
+	require.Equal(t, map[string]int64{a.keyID: 100 * dollar, b.keyID: 50 * dollar}, got)
 
 	_, err = tn.admin.keys.FreezeApiKey(ctx, connect.NewRequest(&v1.FreezeApiKeyRequest{Id: a.keyID, Reason: "spend review"}))
 	require.NoError(t, err)

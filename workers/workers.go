@@ -15,6 +15,7 @@ import (
 
 	"github.com/governor-hq/governor/activities"
 	"github.com/governor-hq/governor/internal/alerts"
+	"github.com/governor-hq/governor/internal/analytics"
 	"github.com/governor-hq/governor/internal/incidents"
 	"github.com/governor-hq/governor/internal/outbox"
 	"github.com/governor-hq/governor/internal/retention"
@@ -71,6 +72,8 @@ func Run(ctx context.Context, d Deps) error {
 	var bg sync.WaitGroup
 	bg.Go(func() { relay.Run(ctx) })
 	bg.Go(func() { housekeep(ctx, d.Pool, d.Log, d.Retention, d.HousekeepingEvery) })
+	// Workers roll analytics up too, so rollups stay current without an API process.
+	bg.Go(func() { analytics.New(d.Pool, d.Log).RunRoller(ctx, time.Second) })
 	<-ctx.Done()
 	bg.Wait()
 	w.Stop()

@@ -126,6 +126,58 @@ type AlertRoute struct {
 	DeletedAt   *time.Time
 }
 
+type AnalyticsPending struct {
+	Seq       int64
+	OrgID     string
+	Kind      string
+	RefID     string
+	At        time.Time
+	CreatedAt time.Time
+}
+
+type AnalyticsRollup struct {
+	OrgID            string
+	Cube             int16
+	Grain            int16
+	BucketStart      time.Time
+	ProjectID        string
+	AgentID          string
+	ApiKeyID         string
+	Provider         string
+	Model            string
+	Feature          string
+	RunStatus        string
+	Tag              string
+	CostMicros       int64
+	InputTokens      int64
+	OutputTokens     int64
+	CacheReadTokens  int64
+	CacheWriteTokens int64
+	ReasoningTokens  int64
+	RunsSucceeded    int64
+	RunsFailed       int64
+	RunsCancelled    int64
+	RunsExpired      int64
+	RunsBlocked      int64
+	Admitted         int64
+	BlockedLimit     int64
+	BlockedPolicy    int64
+	BlockedRate      int64
+	Warned           int64
+	Calls            int64
+	CallErrors       int64
+	CacheHitCalls    int64
+	RunLatency       json.RawMessage
+	CallLatency      json.RawMessage
+}
+
+type AnalyticsSetting struct {
+	OrgID         string
+	TagKey        string
+	RolledThrough *time.Time
+	UpdatedAt     time.Time
+}
+
 type Anomaly struct {
 	OrgID       string
 	ID          string

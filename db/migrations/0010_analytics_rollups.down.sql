@@ -1,0 +1,13 @@
+DROP TRIGGER IF EXISTS analytics_llm_calls_insert ON llm_calls;
+DROP TRIGGER IF EXISTS analytics_cost_records_insert ON cost_records;
+DROP TRIGGER IF EXISTS analytics_runs_status ON runs;
+DROP TRIGGER IF EXISTS analytics_runs_insert ON runs;
+DROP FUNCTION IF EXISTS analytics_enqueue_llm_calls();
+DROP FUNCTION IF EXISTS analytics_enqueue_cost_records();
+DROP FUNCTION IF EXISTS analytics_enqueue_run_status();
+DROP FUNCTION IF EXISTS analytics_enqueue_runs();
+DROP AGGREGATE IF EXISTS analytics_sketch_sum(jsonb);
+DROP FUNCTION IF EXISTS analytics_sketch_add(jsonb, jsonb);
+DROP TABLE IF EXISTS analytics_settings;
+DROP TABLE IF EXISTS analytics_rollups;
+DROP TABLE IF EXISTS analytics_pending;
