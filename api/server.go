@@ -23,6 +23,7 @@ import (
 	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/outbox"
 	"github.com/governor-hq/governor/internal/runs"
+	"github.com/governor-hq/governor/internal/signing"
 )
 
 // Options are the settings the API needs.
@@ -39,6 +40,10 @@ type Options struct {
 	// AfterAdmitCommit is a fault-injection hook: it runs after an admission batch commits
 	// and before its workflows are started.
 	AfterAdmitCommit func()
+	// SignalKeys sign the user identity in the proposal decisions the API sends to
+	// workflows (GOVERNOR_SIGNAL_KEY; the worker verifies with the same keys). Without
+	// them ApproveProposal and RejectProposal are Unavailable.
+	SignalKeys signing.Keyring
 }
 
 // Server holds the API's dependencies. Handlers are methods of small private types that
