@@ -21,6 +21,7 @@ import (
 
 	"github.com/governor-hq/governor/gen/governor/v1/governorv1connect"
 	"github.com/governor-hq/governor/internal/events"
+	"github.com/governor-hq/governor/internal/idempotency"
 	"github.com/governor-hq/governor/internal/outbox"
 	"github.com/governor-hq/governor/internal/runs"
 	"github.com/governor-hq/governor/internal/signing"
@@ -44,6 +45,11 @@ type Options struct {
 	// workflows (GOVERNOR_SIGNAL_KEY; the worker verifies with the same keys). Without
 	// them ApproveProposal and RejectProposal are Unavailable.
 	SignalKeys signing.Keyring
+	// IdempotencyPepper is the server secret Idempotency-Key records are hashed and
+	// sealed with (GOVERNOR_IDEMPOTENCY_PEPPER). Every API process of a deployment needs
+	// the same one; when empty, New makes a random one, so replays work only within this
+	// process (tests, one-process tools).
+	IdempotencyPepper []byte
 }
 
 // Server holds the API's dependencies. Handlers are methods of small private types that
@@ -59,6 +65,7 @@ type Server struct {
 	stopping chan struct{}
 	admitter *runs.Admitter
 	relay    *outbox.Relay // nil without a Temporal client
+	idem     *idempotency.Store
 }
 
 // New builds a server. Call Run (or use Handler and run the event hub yourself).
@@ -69,7 +76,11 @@ func New(pool *pgxpool.Pool, log *slog.Logger, opts Options) *Server {
 	if opts.RunLease <= 0 {
 		opts.RunLease = 15 * time.Minute
 	}
-	s := &Server{pool: pool, log: log, opts: opts, hub: events.NewHub(pool, log), metrics: newMetrics(), stopping: make(chan struct{})}
+	if len(opts.IdempotencyPepper) == 0 {
+		opts.IdempotencyPepper = idempotency.NewPepper()
+	}
+	s := &Server{pool: pool, log: log, opts: opts, hub: events.NewHub(pool, log), metrics: newMetrics(), stopping: make(chan struct{}),
+		idem: idempotency.New(opts.IdempotencyPepper)}
 	if opts.Temporal != nil {
 		s.relay = outbox.New(pool, opts.Temporal, opts.TaskQueue, log)
 	}
