@@ -28,6 +28,17 @@ var statusFromProto = map[v1.ApiKeyStatus]string{
 	v1.ApiKeyStatus_API_KEY_STATUS_REVOKED: "revoked",
 }
 
+// actsAsAnother refuses to hand the caller a secret that acts as another user. A user
+// key carries its user's role and identity: minting or rotating one for someone else
+// would let an admin approve as an approver (and make a quorum of one person), or be
+// audited as them. Admins create ingest keys and keys of their own; revoking, freezing and
+// renaming anyone's key is fine (it yields no secret). A user's first key is issued by an
+// operator (`governor admin create-user-key`), who holds the database anyway.
+func actsAsAnother(verb, userID string) error {
+	return permissionDenied("a key may %s user keys only for its own user: a key of user %s would act as them "+
+		"(ingest keys are fine; an operator issues a user's key with `governor admin create-user-key`)", verb, userID)
+}
+
 func (s *apiKeyService) CreateApiKey(ctx context.Context, req *connect.Request[v1.CreateApiKeyRequest]) (*connect.Response[v1.CreateApiKeyResponse], error) {
 	m := req.Msg
 	if m.ExpireTime != nil && !m.ExpireTime.AsTime().After(time.Now()) {
@@ -53,6 +64,9 @@ func (s *apiKeyService) CreateApiKey(ctx context.Context, req *connect.Request[v
 			}
 			if u.DeactivatedAt != nil {
 				return nil, failedPrecondition("user %s is deactivated", u.ID)
+			}
+			if u.ID != c.Actor.UserID {
+				return nil, actsAsAnother("create", u.ID)
 			}
 			userRole = u.Role
 			related = append(related, entity("user", u.ID))
@@ -237,6 +251,9 @@ func (s *apiKeyService) RotateApiKey(ctx context.Context, req *connect.Request[v
 		k, err := keyChange(ctx, c, req.Msg.Id, "api_key.rotate", "api_key_rotated", "rotated", func(k dbsqlc.ApiKey) (*dbsqlc.ApiKey, error) {
 			if k.Status == "revoked" {
 				return nil, failedPrecondition("API key %s is revoked", k.ID)
+			}
+			if k.Kind == "user" && (k.UserID == nil || *k.UserID != c.Actor.UserID) {
+				return nil, actsAsAnother("rotate", deref(k.UserID))
 			}
 			after, err := c.Q.ApiKeyRotate(ctx, c.DB, dbsqlc.ApiKeyRotateParams{
 				OrgID: c.OrgID, ID: k.ID, SecretHash: secret.Hash, Prefix: secret.Prefix,

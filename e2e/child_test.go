@@ -134,7 +134,8 @@ func runChildWorker() {
 		os.Exit(2)
 	}
 	fmt.Println(childReadyPrefix + "worker")
-	if err := workers.Run(ctx, workers.Deps{Client: c, Pool: pool, Log: logger(), TaskQueue: os.Getenv(childQueueEnv), Namespace: testenv.TemporalNamespace()}); err != nil {
+	if err := workers.Run(ctx, workers.Deps{Client: c, Pool: pool, Log: logger(), TaskQueue: os.Getenv(childQueueEnv), Namespace: testenv.TemporalNamespace(),
+		SignalKeys: signalKeys}); err != nil {
 		fmt.Fprintln(os.Stderr, "child worker:", err)
 		os.Exit(2)
 	}

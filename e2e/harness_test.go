@@ -23,6 +23,7 @@ import (
 	"github.com/governor-hq/governor/api"
 	v1 "github.com/governor-hq/governor/gen/governor/v1"
 	"github.com/governor-hq/governor/gen/governor/v1/governorv1connect"
+	"github.com/governor-hq/governor/internal/signing"
 	"github.com/governor-hq/governor/internal/testenv"
 	"github.com/governor-hq/governor/workers"
 )
@@ -73,6 +74,16 @@ func dialTemporal(t testing.TB) client.Client {
 	return c
 }
 
+// signalKeys sign and verify proposal decisions between the tests' API servers and
+// workers, child processes included (hence a fixed key: it protects nothing outside tests).
+var signalKeys = func() signing.Keyring {
+	k, err := signing.ParseKeyring("governor-e2e-signal-key-0123456789abcdefghij")
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
 func getStack(t *testing.T) *stack {
 	t.Helper()
 	pool := testenv.DB(t)
@@ -84,7 +95,8 @@ func getStack(t *testing.T) *stack {
 		var running sync.WaitGroup
 		testenv.AtExit(func() { stop(); running.Wait(); s.temporal.Close() })
 		running.Go(func() {
-			if err := workers.Run(ctx, workers.Deps{Client: s.temporal, Pool: pool, Log: logger(), TaskQueue: s.taskQueue, Namespace: testenv.TemporalNamespace()}); err != nil {
+			if err := workers.Run(ctx, workers.Deps{Client: s.temporal, Pool: pool, Log: logger(), TaskQueue: s.taskQueue, Namespace: testenv.TemporalNamespace(),
+				SignalKeys: signalKeys}); err != nil {
 				stackErr = err
 			}
 		})
@@ -93,7 +105,8 @@ func getStack(t *testing.T) *stack {
 			stackErr = err
 			return
 		}
-		srv := api.New(pool, logger(), api.Options{IdempotencyTTL: time.Hour, RunLease: time.Minute, Temporal: s.temporal, TaskQueue: s.taskQueue})
+		srv := api.New(pool, logger(), api.Options{IdempotencyTTL: time.Hour, RunLease: time.Minute, Temporal: s.temporal, TaskQueue: s.taskQueue,
+			SignalKeys: signalKeys})
 		running.Go(func() { _ = srv.Serve(ctx, ln, nil) })
 		s.baseURL = "http://" + ln.Addr().String()
 		sharedStack = s
@@ -231,8 +244,9 @@ func (tn *tenant) newUser(t *testing.T, role v1.Role) (userKit, *v1.ApiKey) {
 	u, err := tn.admin.accounts.CreateUser(ctx, connect.NewRequest(&v1.CreateUserRequest{
 		Email: strings.ToLower(role.String()) + "-" + time.Now().Format("150405.000000") + "@example.com", Role: role}))
 	require.NoError(t, err)
-	k, err := tn.admin.keys.CreateApiKey(ctx, connect.NewRequest(&v1.CreateApiKeyRequest{Name: "key of " + u.Msg.User.Email,
-		Kind: v1.ApiKeyKind_API_KEY_KIND_USER, UserId: u.Msg.User.Id}))
+	// No API key may mint a key that acts as another user; the operator's path issues it.
+	k, secret, err := api.IssueUserKey(ctx, tn.pool, "test:issue-user-key", api.IssueUserKeyInput{
+		OrgID: tn.org.Organization.Id, UserID: u.Msg.User.Id, Name: "key of " + u.Msg.User.Email})
 	require.NoError(t, err)
-	return userKit{clients: tn.clientsFor(k.Msg.Secret), userID: u.Msg.User.Id}, k.Msg.ApiKey
+	return userKit{clients: tn.clientsFor(secret), userID: u.Msg.User.Id}, k
 }
