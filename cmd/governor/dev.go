@@ -109,6 +109,15 @@ func runDev(ctx context.Context, cfg config.Config) error {
 	defer d.stop()
 	cfg.DatabaseURL = d.pg.URL
 	cfg.TemporalAddress = d.temporal.Address
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if err := devSecrets(&cfg, dataDir, func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "governor dev: "+format+"\n", args...)
+	}); err != nil {
+		return err
+	}
 	log := cfg.Logger()
 
 	pool, err := db.Open(ctx, cfg.DatabaseURL)

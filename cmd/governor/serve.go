@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/governor-hq/governor/api"
@@ -20,8 +19,6 @@ import (
 	"github.com/governor-hq/governor/workers"
 	"github.com/governor-hq/governor/workflows"
 )
-
-const defaultTemporalAddress = "127.0.0.1:7233"
 
 func apiCmd() *cobra.Command {
 	return &cobra.Command{
@@ -90,14 +87,25 @@ func openCurrent(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) 
 }
 
 func serveAPI(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.Logger, ready func(net.Addr)) error {
+	if cfg.SignalKeys.Empty() {
+		return errNoSignalKey
+	}
+	if len(cfg.IdempotencyPepper) == 0 {
+		return fmt.Errorf("GOVERNOR_IDEMPOTENCY_PEPPER (or GOVERNOR_IDEMPOTENCY_PEPPER_FILE) is required: a secret of at least 32 bytes, the same for every API process, e.g. `openssl rand -base64 32`")
+	}
+	topts, err := temporalOptions(cfg, log)
+	if err != nil {
+		return err
+	}
 	// A lazy client: the API serves (and admits runs) while Temporal is unreachable; the
 	// outbox keeps what it owes Temporal until it is back.
-	tc, err := client.NewLazyClient(temporalOptions(cfg, log))
+	tc, err := client.NewLazyClient(topts)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	opts := api.Options{IdempotencyTTL: cfg.IdempotencyTTL, RunLease: cfg.RunLease, Temporal: tc, TaskQueue: cfg.TaskQueue}
+	opts := api.Options{IdempotencyTTL: cfg.IdempotencyTTL, RunLease: cfg.RunLease, Temporal: tc, TaskQueue: cfg.TaskQueue,
+		SignalKeys: cfg.SignalKeys, IdempotencyPepper: cfg.IdempotencyPepper}
 	if cfg.FaultExitAfterAdmit {
 		opts.AfterAdmitCommit = func() {
 			log.Error("fault injection: exiting after committing an admission, before starting its workflow")
@@ -107,20 +115,14 @@ func serveAPI(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *s
 	return api.New(pool, log, opts).Run(ctx, cfg.HTTPAddr, ready)
 }
 
-func temporalOptions(cfg config.Config, log *slog.Logger) client.Options {
-	addr := cfg.TemporalAddress
-	if addr == "" {
-		addr = defaultTemporalAddress
-	}
-	return client.Options{
-		HostPort:  addr,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal")),
-	}
-}
+// errNoSignalKey: the API and the worker cannot trust each other's decisions without it.
+var errNoSignalKey = fmt.Errorf("GOVERNOR_SIGNAL_KEY (or GOVERNOR_SIGNAL_KEY_FILE) is required: a secret of at least 32 bytes shared by the API and the worker, e.g. `openssl rand -base64 32`")
 
 func dialTemporal(cfg config.Config, log *slog.Logger) (client.Client, error) {
-	opts := temporalOptions(cfg, log)
+	opts, err := temporalOptions(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	c, err := client.Dial(opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", opts.HostPort, err)
@@ -129,6 +131,9 @@ func dialTemporal(cfg config.Config, log *slog.Logger) (client.Client, error) {
 }
 
 func runWorker(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) error {
+	if cfg.SignalKeys.Empty() {
+		return errNoSignalKey
+	}
 	c, err := dialTemporal(cfg, log)
 	if err != nil {
 		return err
@@ -136,7 +141,8 @@ func runWorker(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *
 	defer c.Close()
 	return workers.Run(ctx, workers.Deps{Client: c, Pool: pool, Log: log, TaskQueue: cfg.TaskQueue, Namespace: cfg.TemporalNamespace,
 		Alerts:          alerts.DeliverOptions{SMTP: alerts.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword}},
-		AnomalySchedule: workflows.AnomalyScheduleOptions{Cron: cfg.AnomalySchedule, Catchup: cfg.AnomalyCatchup}})
+		AnomalySchedule: workflows.AnomalyScheduleOptions{Cron: cfg.AnomalySchedule, Catchup: cfg.AnomalyCatchup},
+		SignalKeys:      cfg.SignalKeys})
 }
 
 // runAll runs the API and the worker in one process until ctx ends or one fails.

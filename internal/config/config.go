@@ -49,6 +49,9 @@ type Config struct {
 	// Schedule, or "off"; AnomalyCatchup its catch-up window.
 	AnomalySchedule string
 	AnomalyCatchup  time.Duration
+
+	// Secrets and the Temporal connection's security (security.go).
+	Security
 }
 
 // Setting documents one configuration variable.
@@ -144,12 +147,18 @@ var settings = []Setting{
 		apply: dur(func(c *Config) *time.Duration { return &c.AnomalyCatchup })},
 }
 
+func init() { settings = append(settings, securitySettings...) }
+
 // Settings lists every configuration variable, for documentation.
 func Settings() []Setting { return settings }
 
-// Register adds a flag for every setting to fs.
+// Register adds a flag for every setting that has one to fs (secrets have none: a flag's
+// value shows in the process list).
 func Register(fs *pflag.FlagSet) {
 	for _, s := range settings {
+		if s.Flag == "" {
+			continue
+		}
 		// pflag reads a back-quoted word in a usage string as the value's name: drop them.
 		help := strings.ReplaceAll(s.Help, "`", "")
 		fs.String(s.Flag, "", fmt.Sprintf("%s (env %s, default %q)", help, s.Env, s.Default))
@@ -166,7 +175,7 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 		if !ok {
 			v = s.Default
 		}
-		if fs != nil {
+		if fs != nil && s.Flag != "" {
 			if f := fs.Lookup(s.Flag); f != nil && f.Changed {
 				v = f.Value.String()
 			}
@@ -175,6 +184,7 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 			problems = append(problems, fmt.Sprintf("%s / --%s: %v", s.Env, s.Flag, err))
 		}
 	}
+	problems = append(problems, c.Security.resolve()...)
 	if len(problems) > 0 {
 		return c, fmt.Errorf("configuration: %s", strings.Join(problems, "; "))
 	}
