@@ -4,9 +4,9 @@ package workers
 
 import (
 	"context"
-	"sync"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/client"
