@@ -89,6 +89,21 @@ func TestForgedSignalForAnotherProposalChangesNothing(t *testing.T) {
 		UserID: victimApprover.userID, APIKeyID: victimKey.Id, RequestID: "forged-1"})
 	sendDecision(t, attacker, incA.WorkflowId, lifecycle.ProposalDecision{ProposalID: propB.Id, Decision: "reject", Operator: "mallory"})
 	sendDecision(t, attacker, incA.WorkflowId, lifecycle.ProposalDecision{ProposalID: propA2.Id, Decision: "approve", Operator: "mallory"})
+	// A workflow handles its signals in order: once this last one, about its own proposal,
+	// is applied, the four before it have been handled.
+	sendDecision(t, attacker, incA.WorkflowId, lifecycle.ProposalDecision{ProposalID: propA.Id, Decision: "reject", Operator: "barrier"})
+	require.Eventually(t, func() bool {
+		return proposal(t, attacker.admin, propA.Id).Status == v1.ProposalStatus_PROPOSAL_STATUS_REJECTED
+	}, 60*time.Second, 50*time.Millisecond, "the workflow handled its signals")
+
+	for _, p := range []*v1.PolicyProposal{proposal(t, victim.admin, propB.Id), proposal(t, attacker.admin, propA2.Id)} {
+		require.Equal(t, v1.ProposalStatus_PROPOSAL_STATUS_PENDING, p.Status, p.Id)
+		require.Empty(t, p.Decisions, p.Id)
+		require.Empty(t, p.PolicyRuleId, p.Id)
+	}
+	ownA := proposal(t, attacker.admin, propA.Id)
+	require.Len(t, ownA.Decisions, 1, "only the decision about the workflow's own proposal")
+	require.Equal(t, "barrier", ownA.Decisions[0].Operator)
 	evs := refusals(t, attacker, 4)
 	for _, e := range evs[:3] {
 		require.Contains(t, e.Summary, "not one of this organization's")
@@ -98,20 +113,16 @@ func TestForgedSignalForAnotherProposalChangesNothing(t *testing.T) {
 	}
 	require.Contains(t, evs[3].Summary, "not of this workflow's")
 
-	for _, p := range []*v1.PolicyProposal{proposal(t, victim.admin, propB.Id), proposal(t, attacker.admin, propA2.Id), proposal(t, attacker.admin, propA.Id)} {
-		require.Equal(t, v1.ProposalStatus_PROPOSAL_STATUS_PENDING, p.Status, p.Id)
-		require.Empty(t, p.Decisions, p.Id)
-		require.Empty(t, p.PolicyRuleId, p.Id)
-	}
 	rules, err := victim.admin.policies.ListPolicyRules(ctx, connect.NewRequest(&v1.ListPolicyRulesRequest{}))
 	require.NoError(t, err)
 	require.Empty(t, rules.Msg.Rules)
-	for _, tn := range []*tenant{attacker, victim} {
-		for _, action := range []string{"policy_proposal.approve", "policy_proposal.reject"} {
-			entries, err := tn.admin.audit.ListAuditEntries(ctx, connect.NewRequest(&v1.ListAuditEntriesRequest{Action: action}))
-			require.NoError(t, err)
-			require.Empty(t, entries.Msg.Entries, action)
-		}
+	for tn, want := range map[*tenant]int{attacker: 1, victim: 0} {
+		entries, err := tn.admin.audit.ListAuditEntries(ctx, connect.NewRequest(&v1.ListAuditEntriesRequest{Action: "policy_proposal.approve"}))
+		require.NoError(t, err)
+		require.Empty(t, entries.Msg.Entries)
+		entries, err = tn.admin.audit.ListAuditEntries(ctx, connect.NewRequest(&v1.ListAuditEntriesRequest{Action: "policy_proposal.reject"}))
+		require.NoError(t, err)
+		require.Len(t, entries.Msg.Entries, want, "only the barrier's rejection")
 	}
 	// Nothing reached the victim's timeline either.
 	vev, err := victim.admin.timeline.ListEvents(ctx, connect.NewRequest(&v1.ListEventsRequest{
@@ -201,8 +212,8 @@ func TestOperatorSignalsCountAsOneApprover(t *testing.T) {
 	var p *v1.PolicyProposal
 	require.Eventually(t, func() bool {
 		p = proposal(t, tn.admin, prop.Id)
-		return len(p.Decisions) == 3
-	}, 60*time.Second, 50*time.Millisecond, "all three signals are applied")
+		return len(p.Decisions) == 3 || p.Status != v1.ProposalStatus_PROPOSAL_STATUS_PENDING
+	}, 60*time.Second, 50*time.Millisecond, "all three signals are applied, or the proposal closed")
 	require.Equal(t, v1.ProposalStatus_PROPOSAL_STATUS_PENDING, p.Status, "three operator approvals are one approver")
 	require.Empty(t, p.PolicyRuleId)
 	var operators []string
@@ -235,7 +246,7 @@ func TestOperatorSignalsCountAsOneApprover(t *testing.T) {
 
 // A decision the API signed counts only if its user may still decide when it is applied:
 // one signed for a user who was since deactivated, lost the approver role, or whose key
-// was revoked, does not count. The same signed decision for an active approver does.
+// was revoked, does not count. The same kind of decision for an active approver does.
 func TestSignedDecisionOfAUserWhoLostTheRightDoesNotCount(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -264,6 +275,23 @@ func TestSignedDecisionOfAUserWhoLostTheRightDoesNotCount(t *testing.T) {
 	for _, d := range []lifecycle.ProposalDecision{dGone, dDemoted, dRevoked} {
 		sendDecision(t, tn, inc.WorkflowId, d)
 	}
+	// The same kind of signed decision, for an approver who still is one, counts and is
+	// audited as them. It comes last, so once it is applied the three before it have been
+	// handled (a workflow handles its signals in order).
+	active, activeKey := tn.newUser(t, v1.Role_ROLE_APPROVER)
+	sendDecision(t, tn, inc.WorkflowId, signed(active, activeKey, "req-active"))
+	require.Eventually(t, func() bool {
+		return proposal(t, tn.admin, prop.Id).Status == v1.ProposalStatus_PROPOSAL_STATUS_APPROVED
+	}, 60*time.Second, 50*time.Millisecond)
+	p := proposal(t, tn.admin, prop.Id)
+	require.Len(t, p.Decisions, 1, "only the active approver's decision counts")
+	require.Equal(t, active.userID, p.Decisions[0].UserId)
+	entries, err := tn.admin.audit.ListAuditEntries(ctx, connect.NewRequest(&v1.ListAuditEntriesRequest{EntityId: prop.Id, Action: "policy_proposal.approve"}))
+	require.NoError(t, err)
+	require.Len(t, entries.Msg.Entries, 1)
+	require.Equal(t, active.userID, entries.Msg.Entries[0].Actor.UserId)
+	require.Equal(t, activeKey.Id, entries.Msg.Entries[0].Actor.ApiKeyId)
+
 	evs := refusals(t, tn, 3)
 	var reasons []string
 	for _, e := range evs {
@@ -276,23 +304,4 @@ func TestSignedDecisionOfAUserWhoLostTheRightDoesNotCount(t *testing.T) {
 	require.Contains(t, all, "user "+gone.userID+" is deactivated")
 	require.Contains(t, all, "user "+demoted.userID+" is now viewer, not an approver or admin")
 	require.Contains(t, all, "key "+revokedKey.Id+" is revoked")
-	p := proposal(t, tn.admin, prop.Id)
-	require.Equal(t, v1.ProposalStatus_PROPOSAL_STATUS_PENDING, p.Status)
-	require.Empty(t, p.Decisions, "none of them counts")
-	entries, err := tn.admin.audit.ListAuditEntries(ctx, connect.NewRequest(&v1.ListAuditEntriesRequest{EntityId: prop.Id, Action: "policy_proposal.approve"}))
-	require.NoError(t, err)
-	require.Empty(t, entries.Msg.Entries)
-
-	// Control: the same kind of signed decision, for an approver who still is one, counts
-	// and is audited as them.
-	active, activeKey := tn.newUser(t, v1.Role_ROLE_APPROVER)
-	sendDecision(t, tn, inc.WorkflowId, signed(active, activeKey, "req-active"))
-	require.Eventually(t, func() bool {
-		return proposal(t, tn.admin, prop.Id).Status == v1.ProposalStatus_PROPOSAL_STATUS_APPROVED
-	}, 60*time.Second, 50*time.Millisecond)
-	entries, err = tn.admin.audit.ListAuditEntries(ctx, connect.NewRequest(&v1.ListAuditEntriesRequest{EntityId: prop.Id, Action: "policy_proposal.approve"}))
-	require.NoError(t, err)
-	require.Len(t, entries.Msg.Entries, 1)
-	require.Equal(t, active.userID, entries.Msg.Entries[0].Actor.UserId)
-	require.Equal(t, activeKey.Id, entries.Msg.Entries[0].Actor.ApiKeyId)
 }
