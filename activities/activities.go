@@ -17,6 +17,7 @@ import (
 	"github.com/governor-hq/governor/internal/alerts"
 	"github.com/governor-hq/governor/internal/anomaly"
 	"github.com/governor-hq/governor/internal/runs"
+	"github.com/governor-hq/governor/internal/signing"
 )
 
 // Activities are the workflows' access to the database.
@@ -26,6 +27,8 @@ type Activities struct {
 	settler   *runs.Settler
 	deliverer *alerts.Deliverer
 	detector  *anomaly.Detector
+	// signalKeys verify the API's signature on decisions that arrive as signals.
+	signalKeys signing.Keyring
 }
 
 // Options are the activities' optional collaborators.
@@ -39,6 +42,10 @@ type Options struct {
 	// AnomalyPageSize is how many entities one page of anomaly detection evaluates
 	// (default 500).
 	AnomalyPageSize int
+	// SignalKeys verify that the API signed the user identity in a proposal decision
+	// (GOVERNOR_SIGNAL_KEY). Without them every decision arriving as a signal is the
+	// operator's.
+	SignalKeys signing.Keyring
 }
 
 // New returns the activities, ready to register with a worker.
@@ -50,7 +57,7 @@ func New(pool *pgxpool.Pool, log *slog.Logger, o Options) *Activities {
 	settler := runs.NewSettler(pool, o.SettleHooks...)
 	settler.OnDeadLetter(o.DeadLetterHooks...)
 	return &Activities{pool: pool, log: log, settler: settler,
-		deliverer: alerts.NewDeliverer(pool, log, o.Alerts), detector: det}
+		deliverer: alerts.NewDeliverer(pool, log, o.Alerts), detector: det, signalKeys: o.SignalKeys}
 }
 
 // actorOf names the workflow an activity works for, for the audit ledger and events.

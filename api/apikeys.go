@@ -11,6 +11,7 @@ import (
 	"github.com/governor-hq/governor/internal/analytics"
 	"github.com/governor-hq/governor/internal/analytics/usage"
 	"github.com/governor-hq/governor/internal/apikeys"
+	"github.com/governor-hq/governor/internal/authz"
 	"github.com/governor-hq/governor/internal/change"
 	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/ids"
@@ -28,6 +29,17 @@ var statusFromProto = map[v1.ApiKeyStatus]string{
 	v1.ApiKeyStatus_API_KEY_STATUS_ACTIVE:  "active",
 	v1.ApiKeyStatus_API_KEY_STATUS_FROZEN:  "frozen",
 	v1.ApiKeyStatus_API_KEY_STATUS_REVOKED: "revoked",
+}
+
+// actsAsAnother refuses to hand the caller a secret that acts as another user. A user
+// key carries its user's role and identity: minting or rotating one for someone else
+// would let an admin approve as an approver (and make a quorum of one person), or be
+// audited as them. Admins create ingest keys and keys of their own; revoking, freezing and
+// renaming anyone's key is fine (it yields no secret). A user's first key is issued by an
+// operator (`governor admin create-user-key`), who holds the database anyway.
+func actsAsAnother(verb, userID string) error {
+	return permissionDenied("a key may %s user keys only for its own user: a key of user %s would act as them "+
+		"(ingest keys are fine; an operator issues a user's key with `governor admin create-user-key`)", verb, userID)
 }
 
 func (s *apiKeyService) CreateApiKey(ctx context.Context, req *connect.Request[v1.CreateApiKeyRequest]) (*connect.Response[v1.CreateApiKeyResponse], error) {
@@ -55,6 +67,9 @@ func (s *apiKeyService) CreateApiKey(ctx context.Context, req *connect.Request[v
 			}
 			if u.DeactivatedAt != nil {
 				return nil, failedPrecondition("user %s is deactivated", u.ID)
+			}
+			if u.ID != c.Actor.UserID {
+				return nil, actsAsAnother("create", u.ID)
 			}
 			userRole = u.Role
 			related = append(related, entity("user", u.ID))
@@ -233,12 +248,20 @@ func (s *apiKeyService) RevokeApiKey(ctx context.Context, req *connect.Request[v
 }
 
 func (s *apiKeyService) RotateApiKey(ctx context.Context, req *connect.Request[v1.RotateApiKeyRequest]) (*connect.Response[v1.RotateApiKeyResponse], error) {
+	admin := authz.Allows(principal(ctx).Role, authz.Administer)
 	return mutate(ctx, s.Server, req, func(c *change.Tx) (*v1.RotateApiKeyResponse, error) {
 		secret := apikeys.New()
 		grace := req.Msg.GracePeriod.AsDuration()
 		k, err := keyChange(ctx, c, req.Msg.Id, "api_key.rotate", "api_key_rotated", "rotated", func(k dbsqlc.ApiKey) (*dbsqlc.ApiKey, error) {
 			if k.Status == "revoked" {
 				return nil, failedPrecondition("API key %s is revoked", k.ID)
+			}
+			if k.Kind == "user" && (k.UserID == nil || *k.UserID != c.Actor.UserID) {
+				return nil, actsAsAnother("rotate", deref(k.UserID))
+			}
+			if !admin && k.Kind != "user" {
+				// Rotating an ingest key hands out its secret: an administrator's change.
+				return nil, permissionDenied("role %s may rotate only its own user's keys; ingest keys are rotated by an admin", principal(ctx).Role)
 			}
 			after, err := c.Q.ApiKeyRotate(ctx, c.DB, dbsqlc.ApiKeyRotateParams{
 				OrgID: c.OrgID, ID: k.ID, SecretHash: secret.Hash, Prefix: secret.Prefix,

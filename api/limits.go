@@ -11,6 +11,7 @@ import (
 
 	"github.com/governor-hq/governor/db/dbsqlc"
 	v1 "github.com/governor-hq/governor/gen/governor/v1"
+	"github.com/governor-hq/governor/internal/authz"
 	"github.com/governor-hq/governor/internal/change"
 	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/ids"
@@ -314,8 +315,43 @@ func (s *limitService) prospect(ctx context.Context, agentID, keyID, model, feat
 		Estimate: runs.Estimate{CostMicros: e.GetCostMicros(), InputTokens: e.GetInputTokens(), OutputTokens: e.GetOutputTokens()}}
 }
 
+// boundTo keeps an ingest key to what it may act for. A key bound to a project (or an
+// agent) reads the limits and usage of that project's (agent's) runs only, and any ingest
+// key reads them as itself, never as another key: another project's budgets and spend, or
+// another key's, are not its business. Refusals are PermissionDenied, as AdmitRun's are
+// for the same agent (the agent is the organization's, so its existence is no secret from
+// the organization's keys); an agent of no project of the organization is NotFound. User
+// keys read everything of their organization anyway.
+func (s *limitService) boundTo(ctx context.Context, agentID, keyID string) error {
+	p := principal(ctx)
+	if p.Role != authz.RoleIngest {
+		return nil
+	}
+	if keyID != "" && keyID != p.APIKeyID {
+		return permissionDenied("api_key_id: an ingest key reads limits as itself, not as key %s", keyID)
+	}
+	ag, err := q.AgentGet(ctx, s.pool, dbsqlc.AgentGetParams{OrgID: p.OrgID, ID: agentID})
+	if err != nil {
+		return notFoundOr(err, "agent_id: agent %s not found", agentID)
+	}
+	if !p.MayActForAgent(ag.ProjectID, ag.ID) {
+		return permissionDenied("agent_id: %v (it is bound to %s)", runs.ErrNotPermitted, binding(p))
+	}
+	return nil
+}
+
+func binding(p authz.Principal) string {
+	if p.AgentID != "" {
+		return "agent " + p.AgentID
+	}
+	return "project " + p.ProjectID
+}
+
 func (s *limitService) GetEffectiveLimits(ctx context.Context, req *connect.Request[v1.GetEffectiveLimitsRequest]) (*connect.Response[v1.GetEffectiveLimitsResponse], error) {
 	m := req.Msg
+	if err := s.boundTo(ctx, m.AgentId, m.ApiKeyId); err != nil {
+		return nil, err
+	}
 	eff, res, err := runs.Effective(ctx, s.pool, s.prospect(ctx, m.AgentId, m.ApiKeyId, m.Model, m.Feature, nil))
 	if err != nil {
 		return nil, runsError(err)
@@ -332,9 +368,8 @@ func (s *limitService) GetEffectiveLimits(ctx context.Context, req *connect.Requ
 
 func (s *limitService) CheckLimits(ctx context.Context, req *connect.Request[v1.CheckLimitsRequest]) (*connect.Response[v1.CheckLimitsResponse], error) {
 	m := req.Msg
-	p := principal(ctx)
-	if p.AgentID != "" && p.AgentID != m.AgentId {
-		return nil, permissionDenied("%v", runs.ErrNotPermitted)
+	if err := s.boundTo(ctx, m.AgentId, m.ApiKeyId); err != nil {
+		return nil, err
 	}
 	d, err := runs.Check(ctx, s.pool, s.prospect(ctx, m.AgentId, m.ApiKeyId, m.Model, m.Feature, m.Estimate))
 	if err != nil {

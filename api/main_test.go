@@ -127,11 +127,12 @@ func (b *testBundle) newUserKey(t *testing.T, role v1.Role) (clients, *v1.ApiKey
 		Email: role.String() + "-" + time.Now().Format("150405.000000") + "@example.com", Role: role,
 	}))
 	require.NoError(t, err)
-	k, err := b.admin.keys.CreateApiKey(ctx, connect.NewRequest(&v1.CreateApiKeyRequest{
-		Name: "key of " + u.Msg.User.Email, Kind: v1.ApiKeyKind_API_KEY_KIND_USER, UserId: u.Msg.User.Id,
-	}))
+	// An admin's key cannot mint a key that acts as another user; the operator's path can.
+	k, secret, err := api.IssueUserKey(ctx, b.pool, "test:issue-user-key", api.IssueUserKeyInput{
+		OrgID: b.org.Organization.Id, UserID: u.Msg.User.Id, Name: "key of " + u.Msg.User.Email,
+	})
 	require.NoError(t, err)
-	return b.clientsFor(k.Msg.Secret), k.Msg.ApiKey
+	return b.clientsFor(secret), k
 }
 
 func requireCode(t *testing.T, want connect.Code, err error) {

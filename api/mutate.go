@@ -21,7 +21,8 @@ var errReplay = errors.New("replay recorded response")
 
 // mutate runs a governance change for the caller: fn's writes, its audit entries and its
 // events commit together. With an Idempotency-Key header, the key is claimed in the same
-// transaction and the response recorded with it; a retry replays that response.
+// transaction and the response recorded with it; a retry with the same API key replays
+// that response.
 func mutate[Res any](ctx context.Context, s *Server, req connect.AnyRequest, fn func(c *change.Tx) (*Res, error)) (*connect.Response[Res], error) {
 	p := principal(ctx)
 	scope := change.Scope{OrgID: p.OrgID, Actor: p.Actor(), RequestID: actor.RequestID(ctx)}
@@ -46,10 +47,13 @@ func mutate[Res any](ctx context.Context, s *Server, req connect.AnyRequest, fn 
 	if err != nil {
 		return nil, err
 	}
+	// The record is the calling key's: another key of the organization sending the same
+	// Idempotency-Key makes another request, and never sees this one's response.
+	idem := idempotency.Scope{OrgID: p.OrgID, APIKeyID: p.APIKeyID}
 	var out *Res
 	var recorded []byte
 	err = change.Run(ctx, s.pool, scope, func(c *change.Tx) error {
-		claim, err := idempotency.ClaimKey(ctx, c.DB, p.OrgID, key, procedure, reqHash, s.opts.IdempotencyTTL)
+		claim, err := s.idem.ClaimKey(ctx, c.DB, idem, key, procedure, reqHash, s.opts.IdempotencyTTL)
 		if err != nil {
 			return err
 		}
@@ -64,7 +68,7 @@ func mutate[Res any](ctx context.Context, s *Server, req connect.AnyRequest, fn 
 		if err != nil {
 			return err
 		}
-		return idempotency.Complete(ctx, c.DB, p.OrgID, key, b)
+		return s.idem.Complete(ctx, c.DB, idem, key, b)
 	})
 	switch {
 	case errors.Is(err, errReplay):

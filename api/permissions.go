@@ -30,7 +30,8 @@ var permissions = map[string]authz.Permission{
 	c.ApiKeyServiceFreezeApiKeyProcedure:   authz.Administer,
 	c.ApiKeyServiceUnfreezeApiKeyProcedure: authz.Administer,
 	c.ApiKeyServiceRevokeApiKeyProcedure:   authz.Administer,
-	c.ApiKeyServiceRotateApiKeyProcedure:   authz.Administer,
+	// Any user may rotate their own key; admins also ingest keys (the handler decides).
+	c.ApiKeyServiceRotateApiKeyProcedure: authz.Read,
 
 	c.AuditServiceListAuditEntriesProcedure: authz.Read,
 	c.AuditServiceVerifyAuditChainProcedure: authz.Read,

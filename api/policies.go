@@ -78,8 +78,10 @@ const decisionWait = 15 * time.Second
 
 // decide sends an approver's decision to the incident's workflow as a signal, exactly as
 // an operator would with `temporal workflow signal`, and waits until the workflow has
-// applied it (the decision is recorded under this request's id). If the workflow no longer
-// runs, the decision is applied here, through the same code.
+// applied it (the decision is recorded under this request's id). The API signs the
+// decision, so the worker can tell the user it names really decided (anyone who can reach
+// Temporal can send an unsigned one, which counts as the operator's). If the workflow no
+// longer runs, the decision is applied here, through the same code.
 func (s *policyService) decide(ctx context.Context, req connect.AnyRequest, id, decision, comment string) (*v1.PolicyProposal, error) {
 	p := principal(ctx)
 	if p.UserID == "" {
@@ -107,11 +109,18 @@ func (s *policyService) decide(ctx context.Context, req connect.AnyRequest, id, 
 	if s.opts.Temporal == nil {
 		return nil, connect.NewError(connect.CodeUnavailable, errors.New("this server has no Temporal connection to carry the decision"))
 	}
+	if s.opts.SignalKeys.Empty() {
+		return nil, connect.NewError(connect.CodeUnavailable, errors.New("this server has no signal key (GOVERNOR_SIGNAL_KEY) to sign the decision with"))
+	}
+	if err := lifecycle.SignDecision(s.opts.SignalKeys, p.OrgID, prop.IncidentID, &d, time.Now()); err != nil {
+		return nil, err
+	}
 	err = s.opts.Temporal.SignalWorkflow(ctx, lifecycle.IncidentWorkflowID(inc.Fingerprint), "", lifecycle.SignalProposalDecision, d)
 	var notFound *serviceerror.NotFound
 	switch {
 	case errors.As(err, &notFound):
-		if _, err := incidents.Decide(ctx, s.pool, d, "api"); err != nil {
+		scope := incidents.DecisionScope{OrgID: p.OrgID, IncidentID: prop.IncidentID}
+		if _, err := incidents.Decide(ctx, s.pool, d, scope, incidents.Decider{UserID: p.UserID, APIKeyID: p.APIKeyID}, "api"); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -123,7 +132,7 @@ func (s *policyService) decide(ctx context.Context, req connect.AnyRequest, id, 
 		if err != nil {
 			return nil, err
 		}
-		if cur.Status != "pending" || hasRequest(cur, requestID) || already(cur, p.UserID, decision) || time.Now().After(deadline) {
+		if cur.Status != "pending" || hasRequest(cur, p.UserID, requestID) || already(cur, p.UserID, decision) || time.Now().After(deadline) {
 			return incidents.ProposalView(cur, inc.Fingerprint), nil
 		}
 		select {
@@ -134,9 +143,11 @@ func (s *policyService) decide(ctx context.Context, req connect.AnyRequest, id, 
 	}
 }
 
-func hasRequest(p dbsqlc.PolicyProposal, requestID string) bool {
+// hasRequest reports whether the user's decision of this request is on record (an
+// operator's decision naming the same request id is not theirs).
+func hasRequest(p dbsqlc.PolicyProposal, userID, requestID string) bool {
 	for _, d := range incidents.DecisionsOf(p.Decisions) {
-		if d.RequestID == requestID {
+		if d.RequestID == requestID && d.UserID == userID {
 			return true
 		}
 	}

@@ -161,25 +161,34 @@ func TestKeyStates(t *testing.T) {
 	require.Contains(t, freezes.Msg.Entries[0].BeforeJson, "API_KEY_STATUS_ACTIVE")
 	require.Contains(t, freezes.Msg.Entries[0].AfterJson, "API_KEY_STATUS_FROZEN")
 
-	// Rotation with a grace period: both secrets work; without one, only the new.
-	oldSecretClients := c
-	rot, err := b.admin.keys.RotateApiKey(ctx, connect.NewRequest(&v1.RotateApiKeyRequest{Id: key.Id, GracePeriod: durationpb.New(time.Hour)}))
+	// Rotation with a grace period: both secrets work; without one, only the new. (An
+	// admin rotates keys of their own: rotating the viewer's would hand them its secret.)
+	_, err = b.admin.keys.RotateApiKey(ctx, connect.NewRequest(&v1.RotateApiKeyRequest{Id: key.Id}))
+	requireCode(t, connect.CodePermissionDenied, err)
+	own, err := b.admin.keys.CreateApiKey(ctx, connect.NewRequest(&v1.CreateApiKeyRequest{Name: "admin's second", Kind: v1.ApiKeyKind_API_KEY_KIND_USER, UserId: b.org.Admin.Id}))
+	require.NoError(t, err)
+	oldSecretClients := b.clientsFor(own.Msg.Secret)
+	require.NoError(t, call(oldSecretClients))
+	rot, err := b.admin.keys.RotateApiKey(ctx, connect.NewRequest(&v1.RotateApiKeyRequest{Id: own.Msg.ApiKey.Id, GracePeriod: durationpb.New(time.Hour)}))
 	require.NoError(t, err)
 	require.NotNil(t, rot.Msg.ApiKey.PreviousSecretExpireTime)
 	newClients := b.clientsFor(rot.Msg.Secret)
 	require.NoError(t, call(oldSecretClients))
 	require.NoError(t, call(newClients))
-	rot2, err := b.admin.keys.RotateApiKey(ctx, connect.NewRequest(&v1.RotateApiKeyRequest{Id: key.Id}))
+	rot2, err := b.admin.keys.RotateApiKey(ctx, connect.NewRequest(&v1.RotateApiKeyRequest{Id: own.Msg.ApiKey.Id}))
 	require.NoError(t, err)
 	requireCode(t, connect.CodeUnauthenticated, call(oldSecretClients))
 	requireCode(t, connect.CodeUnauthenticated, call(newClients))
 	latest := b.clientsFor(rot2.Msg.Secret)
 	require.NoError(t, call(latest))
-
-	// Revoked: gone for good.
-	_, err = b.admin.keys.RevokeApiKey(ctx, connect.NewRequest(&v1.RevokeApiKeyRequest{Id: key.Id}))
+	_, err = b.admin.keys.RevokeApiKey(ctx, connect.NewRequest(&v1.RevokeApiKeyRequest{Id: own.Msg.ApiKey.Id}))
 	require.NoError(t, err)
 	requireCode(t, connect.CodeUnauthenticated, call(latest))
+
+	// Revoked: gone for good (an admin may revoke anyone's key).
+	_, err = b.admin.keys.RevokeApiKey(ctx, connect.NewRequest(&v1.RevokeApiKeyRequest{Id: key.Id}))
+	require.NoError(t, err)
+	requireCode(t, connect.CodeUnauthenticated, call(c))
 	_, err = b.admin.keys.UnfreezeApiKey(ctx, connect.NewRequest(&v1.UnfreezeApiKeyRequest{Id: key.Id}))
 	requireCode(t, connect.CodeFailedPrecondition, err)
 
@@ -196,12 +205,12 @@ func TestExpiredKeysAndDeactivatedUsers(t *testing.T) {
 	ctx := context.Background()
 	u, err := b.admin.accounts.CreateUser(ctx, connect.NewRequest(&v1.CreateUserRequest{Email: "temp@example.com", Role: v1.Role_ROLE_VIEWER}))
 	require.NoError(t, err)
-	k, err := b.admin.keys.CreateApiKey(ctx, connect.NewRequest(&v1.CreateApiKeyRequest{
-		Name: "short", Kind: v1.ApiKeyKind_API_KEY_KIND_USER, UserId: u.Msg.User.Id,
-		ExpireTime: timestamppb.New(time.Now().Add(1500 * time.Millisecond)),
-	}))
+	expires := time.Now().Add(1500 * time.Millisecond)
+	_, secret, err := api.IssueUserKey(ctx, b.pool, "test:issue-user-key", api.IssueUserKeyInput{
+		OrgID: b.org.Organization.Id, UserID: u.Msg.User.Id, Name: "short", ExpiresAt: &expires,
+	})
 	require.NoError(t, err)
-	c := b.clientsFor(k.Msg.Secret)
+	c := b.clientsFor(secret)
 	_, err = c.accounts.GetOrganization(ctx, connect.NewRequest(&v1.GetOrganizationRequest{}))
 	require.NoError(t, err)
 	yes := true

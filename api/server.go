@@ -26,8 +26,10 @@ import (
 	"github.com/governor-hq/governor/internal/analytics"
 	"github.com/governor-hq/governor/internal/envelope"
 	"github.com/governor-hq/governor/internal/events"
+	"github.com/governor-hq/governor/internal/idempotency"
 	"github.com/governor-hq/governor/internal/outbox"
 	"github.com/governor-hq/governor/internal/runs"
+	"github.com/governor-hq/governor/internal/signing"
 )
 
 // Options are the settings the API needs.
@@ -62,6 +64,15 @@ type Options struct {
 	// Temporal Web UI.
 	TemporalUIURL     string
 	TemporalNamespace string
+	// SignalKeys sign the user identity in the proposal decisions the API sends to
+	// workflows (GOVERNOR_SIGNAL_KEY; the worker verifies with the same keys). Without
+	// them ApproveProposal and RejectProposal are Unavailable.
+	SignalKeys signing.Keyring
+	// IdempotencyPepper is the server secret Idempotency-Key records are hashed and
+	// sealed with (GOVERNOR_IDEMPOTENCY_PEPPER). Every API process of a deployment needs
+	// the same one; when empty, New makes a random one, so replays work only within this
+	// process (tests, one-process tools).
+	IdempotencyPepper []byte
 }
 
 // Server holds the API's dependencies. Handlers are methods of small private types that
@@ -84,6 +95,7 @@ type Server struct {
 	streams  *streams
 	// analytics answers usage queries and overviews; its roller runs in the background.
 	analytics *analytics.Service
+	idem     *idempotency.Store
 }
 
 // New builds a server. Call Run (or use Handler and run the event hub yourself).
@@ -97,9 +109,13 @@ func New(pool *pgxpool.Pool, log *slog.Logger, opts Options) *Server {
 	if opts.Limits == (Limits{}) {
 		opts.Limits = DefaultLimits()
 	}
+	if len(opts.IdempotencyPepper) == 0 {
+		opts.IdempotencyPepper = idempotency.NewPepper()
+	}
 	lim := opts.Limits.withDefaults()
 	s := &Server{pool: pool, log: log, opts: opts, hub: events.NewHub(pool, log), metrics: newMetrics(pool), stopping: make(chan struct{}),
-		limits: lim, ipRates: newRates(lim.RatePerIP), keyRates: newRates(lim.RatePerKey), streams: newStreams(lim.MaxStreamsPerKey, lim.MaxStreamsPerOrg)}
+		limits: lim, ipRates: newRates(lim.RatePerIP), keyRates: newRates(lim.RatePerKey), streams: newStreams(lim.MaxStreamsPerKey, lim.MaxStreamsPerOrg),
+		idem: idempotency.New(opts.IdempotencyPepper)}
 	s.auth = &authenticate{s: s}
 	s.analytics = analytics.New(pool, log)
 	if opts.Temporal != nil {

@@ -219,10 +219,11 @@ func TestConsoleSessionFollowsItsKey(t *testing.T) {
 	ctx := context.Background()
 	u, err := b.admin.accounts.CreateUser(ctx, connect.NewRequest(&v1.CreateUserRequest{Email: "sess@example.com", Role: v1.Role_ROLE_VIEWER}))
 	require.NoError(t, err)
-	k, err := b.admin.keys.CreateApiKey(ctx, connect.NewRequest(&v1.CreateApiKeyRequest{Name: "console", Kind: v1.ApiKeyKind_API_KEY_KIND_USER, UserId: u.Msg.User.Id}))
+	// An admin may not mint a key that acts as another user: the operator path does.
+	key, secret, err := api.IssueUserKey(ctx, b.pool, "test:issue", api.IssueUserKeyInput{OrgID: b.org.Organization.Id, UserID: u.Msg.User.Id, Name: "console"})
 	require.NoError(t, err)
-	keyID := k.Msg.ApiKey.Id
-	cookie := signIn(t, b, k.Msg.Secret, nil)
+	keyID := key.Id
+	cookie := signIn(t, b, secret, nil)
 	code := func() string { return rawCall(t, b, getOrg, `{}`, browser(cookie)).code }
 	require.Empty(t, code())
 
@@ -247,11 +248,16 @@ func TestConsoleSessionFollowsItsKey(t *testing.T) {
 	require.Empty(t, code())
 
 	// Rotation: a session opened with the old secret lasts as long as that secret does.
-	rot, err := b.admin.keys.RotateApiKey(ctx, connect.NewRequest(&v1.RotateApiKeyRequest{Id: keyID, GracePeriod: durationpb.New(time.Hour)}))
+	// The viewer rotates their own key (an admin may not rotate a key that acts as
+	// another user).
+	own := b.clientsFor(secret)
+	_, err = b.admin.keys.RotateApiKey(ctx, connect.NewRequest(&v1.RotateApiKeyRequest{Id: keyID}))
+	require.Equal(t, connect.CodePermissionDenied, connect.CodeOf(err), "%v", err)
+	rot, err := own.keys.RotateApiKey(ctx, connect.NewRequest(&v1.RotateApiKeyRequest{Id: keyID, GracePeriod: durationpb.New(time.Hour)}))
 	require.NoError(t, err)
 	require.Empty(t, code(), "within the grace period")
 	fresh := signIn(t, b, rot.Msg.Secret, nil)
-	_, err = b.admin.keys.RotateApiKey(ctx, connect.NewRequest(&v1.RotateApiKeyRequest{Id: keyID}))
+	_, err = b.clientsFor(rot.Msg.Secret).keys.RotateApiKey(ctx, connect.NewRequest(&v1.RotateApiKeyRequest{Id: keyID}))
 	require.NoError(t, err)
 	require.Equal(t, "unauthenticated", code(), "the old secret is gone")
 	require.Equal(t, "unauthenticated", rawCall(t, b, getOrg, `{}`, browser(fresh)).code, "so is the one before the last rotation")

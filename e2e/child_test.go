@@ -135,7 +135,7 @@ func runChildWorker() {
 	}
 	fmt.Println(childReadyPrefix + "worker")
 	if err := workers.Run(ctx, workers.Deps{Client: c, Pool: pool, Log: logger(), TaskQueue: os.Getenv(childQueueEnv), Namespace: testenv.TemporalNamespace(),
-		Alerts: testDeliverOptions()}); err != nil {
+		Alerts: testDeliverOptions(), SignalKeys: signalKeys}); err != nil {
 		fmt.Fprintln(os.Stderr, "child worker:", err)
 		os.Exit(2)
 	}

@@ -200,7 +200,7 @@ func startConsoleAPI(t *testing.T, tn *tenant) string {
 	done := make(chan error, 1)
 	srv := api.New(tn.pool, logger(), api.Options{IdempotencyTTL: time.Hour, RunLease: 30 * time.Minute, Temporal: tn.temporal,
 		TaskQueue: tn.taskQueue, TemporalUIURL: "http://127.0.0.1:8233", TemporalNamespace: testenv.TemporalNamespace(),
-		Keyring: testKeyring(), AlertEndpoints: testEndpoints})
+		Keyring: testKeyring(), AlertEndpoints: testEndpoints, SignalKeys: signalKeys})
 	go func() { done <- srv.Serve(ctx, ln, nil) }()
 	t.Cleanup(func() {
 		cancel()
@@ -224,9 +224,11 @@ func seedConsole(t *testing.T, tn *tenant, url string) consoleSeed {
 	for role, r := range map[string]v1.Role{"approver": v1.Role_ROLE_APPROVER, "viewer": v1.Role_ROLE_VIEWER} {
 		u, err := tn.admin.accounts.CreateUser(ctx, connect.NewRequest(&v1.CreateUserRequest{Email: role + "@example.com", DisplayName: strings.ToUpper(role[:1]) + role[1:], Role: r}))
 		require.NoError(t, err)
-		k, err := tn.admin.keys.CreateApiKey(ctx, connect.NewRequest(&v1.CreateApiKeyRequest{Name: role + " console", Kind: v1.ApiKeyKind_API_KEY_KIND_USER, UserId: u.Msg.User.Id}))
+		// Only an operator issues a key that acts as another user (governor admin create-user-key).
+		_, secret, err := api.IssueUserKey(ctx, tn.pool, "test:issue", api.IssueUserKeyInput{OrgID: tn.org.Organization.Id,
+			UserID: u.Msg.User.Id, Name: role + " console"})
 		require.NoError(t, err)
-		s.Keys[role], s.Emails[role] = k.Msg.Secret, u.Msg.User.Email
+		s.Keys[role], s.Emails[role] = secret, u.Msg.User.Email
 	}
 
 	prj, err := tn.admin.accounts.CreateProject(ctx, connect.NewRequest(&v1.CreateProjectRequest{Name: "Support", Description: "customer support agents"}))

@@ -26,6 +26,7 @@ import (
 	"github.com/governor-hq/governor/gen/governor/v1/governorv1connect"
 	"github.com/governor-hq/governor/internal/alerts"
 	"github.com/governor-hq/governor/internal/envelope"
+	"github.com/governor-hq/governor/internal/signing"
 	"github.com/governor-hq/governor/internal/testenv"
 	"github.com/governor-hq/governor/workers"
 )
@@ -76,6 +77,16 @@ func dialTemporal(t testing.TB) client.Client {
 	return c
 }
 
+// signalKeys sign and verify proposal decisions between the tests' API servers and
+// workers, child processes included (hence a fixed key: it protects nothing outside tests).
+var signalKeys = func() signing.Keyring {
+	k, err := signing.ParseKeyring("governor-e2e-signal-key-0123456789abcdefghij")
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
 func getStack(t *testing.T) *stack {
 	t.Helper()
 	pool := testenv.DB(t)
@@ -88,7 +99,7 @@ func getStack(t *testing.T) *stack {
 		testenv.AtExit(func() { stop(); running.Wait(); s.temporal.Close() })
 		running.Go(func() {
 			if err := workers.Run(ctx, workers.Deps{Client: s.temporal, Pool: pool, Log: logger(), TaskQueue: s.taskQueue, Namespace: testenv.TemporalNamespace(),
-				Alerts: testDeliverOptions()}); err != nil {
+				Alerts: testDeliverOptions(), SignalKeys: signalKeys}); err != nil {
 				stackErr = err
 			}
 		})
@@ -98,7 +109,7 @@ func getStack(t *testing.T) *stack {
 			return
 		}
 		srv := api.New(pool, logger(), api.Options{IdempotencyTTL: time.Hour, RunLease: time.Minute, Temporal: s.temporal, TaskQueue: s.taskQueue,
-			Keyring: testKeyring(), AlertEndpoints: testEndpoints})
+			Keyring: testKeyring(), AlertEndpoints: testEndpoints, SignalKeys: signalKeys})
 		running.Go(func() { _ = srv.Serve(ctx, ln, nil) })
 		s.baseURL = "http://" + ln.Addr().String()
 		sharedStack = s
@@ -270,8 +281,9 @@ func (tn *tenant) newUser(t *testing.T, role v1.Role) (userKit, *v1.ApiKey) {
 	u, err := tn.admin.accounts.CreateUser(ctx, connect.NewRequest(&v1.CreateUserRequest{
 		Email: strings.ToLower(role.String()) + "-" + time.Now().Format("150405.000000") + "@example.com", Role: role}))
 	require.NoError(t, err)
-	k, err := tn.admin.keys.CreateApiKey(ctx, connect.NewRequest(&v1.CreateApiKeyRequest{Name: "key of " + u.Msg.User.Email,
-		Kind: v1.ApiKeyKind_API_KEY_KIND_USER, UserId: u.Msg.User.Id}))
+	// No API key may mint a key that acts as another user; the operator's path issues it.
+	k, secret, err := api.IssueUserKey(ctx, tn.pool, "test:issue-user-key", api.IssueUserKeyInput{
+		OrgID: tn.org.Organization.Id, UserID: u.Msg.User.Id, Name: "key of " + u.Msg.User.Email})
 	require.NoError(t, err)
-	return userKit{clients: tn.clientsFor(k.Msg.Secret), userID: u.Msg.User.Id}, k.Msg.ApiKey
+	return userKit{clients: tn.clientsFor(secret), userID: u.Msg.User.Id}, k
 }

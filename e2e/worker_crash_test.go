@@ -35,7 +35,7 @@ func TestWorkerKilledMidIncidentLifecycle(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = api.New(pool, logger(), api.Options{RunLease: time.Minute, Temporal: tc, TaskQueue: queue}).Serve(srvCtx, ln, nil)
+		_ = api.New(pool, logger(), api.Options{RunLease: time.Minute, Temporal: tc, TaskQueue: queue, SignalKeys: signalKeys}).Serve(srvCtx, ln, nil)
 	}()
 	t.Cleanup(func() { stop(); <-done })
 	s := &stack{pool: pool, temporal: tc, taskQueue: queue, baseURL: "http://" + ln.Addr().String(), http: &http.Client{Timeout: time.Minute}}

@@ -20,6 +20,7 @@ import (
 	"github.com/governor-hq/governor/internal/outbox"
 	"github.com/governor-hq/governor/internal/retention"
 	"github.com/governor-hq/governor/internal/runs"
+	"github.com/governor-hq/governor/internal/signing"
 	"github.com/governor-hq/governor/workflows"
 )
 
@@ -41,6 +42,8 @@ type Deps struct {
 	// AnomalySchedule is the daily anomaly batch's schedule, created or updated at start
 	// (Cron empty or "off": none, e.g. for tests and benchmarks on a shared server).
 	AnomalySchedule workflows.AnomalyScheduleOptions
+	// SignalKeys verify the API's signatures on proposal decisions (GOVERNOR_SIGNAL_KEY).
+	SignalKeys signing.Keyring
 }
 
 // Run registers Governor's search attributes (if missing), workflows and activities, and
@@ -61,7 +64,7 @@ func Run(ctx context.Context, d Deps) error {
 	// What a run's settlement sets off, in the settlement's own transaction.
 	hooks := append([]runs.SettleHook{incidents.OnRunSettled, alerts.OnRunSettled}, d.SettleHooks...)
 	w.RegisterActivity(activities.New(d.Pool, d.Log, activities.Options{SettleHooks: hooks, Alerts: d.Alerts,
-		DeadLetterHooks: []runs.DeadLetterHook{alerts.OnSettlementDeadLettered}}))
+		DeadLetterHooks: []runs.DeadLetterHook{alerts.OnSettlementDeadLettered}, SignalKeys: d.SignalKeys}))
 	if err := w.Start(); err != nil {
 		return err
 	}

@@ -126,7 +126,12 @@ func (w *incidentWorkflow) wait(ctx workflow.Context, pending bool) error {
 	var st *incidents.ProposalState
 	switch {
 	case decision != nil:
-		err := workflow.ExecuteActivity(ctx, a.DecideProposal, *decision).Get(ctx, &st)
+		// The workflow passes its own organization and incident: the activity applies the
+		// decision only to this incident's proposal, and checks the API's signature against
+		// them. (Same activity, same commands: only the input grew, so recorded histories
+		// replay unchanged.)
+		in := activities.DecideProposalInput{ProposalDecision: *decision, WorkflowOrgID: w.in.OrgID, WorkflowIncidentID: w.in.IncidentID}
+		err := workflow.ExecuteActivity(ctx, a.DecideProposal, in).Get(ctx, &st)
 		var appErr *temporal.ApplicationError
 		if err != nil && !(asApplicationError(err, &appErr) && appErr.Type() == activities.ErrTypeUnknownProposal) {
 			return err

@@ -20,6 +20,7 @@ type fakeIncident struct {
 	proposal         *incidents.ProposalState
 	proposed         int
 	decisions        int
+	decided          []activities.DecideProposalInput
 	reminders        int
 	expired          int
 }
@@ -34,8 +35,12 @@ func (f *fakeIncident) register(env *testsuite.TestWorkflowEnvironment, start ti
 		f.proposal = &incidents.ProposalState{ID: "prp_1", Status: "pending", RemindAt: start.Add(24 * time.Hour), ExpiresAt: start.Add(7 * 24 * time.Hour)}
 		return f.proposal, nil
 	})
-	env.OnActivity(a.DecideProposal, mock.Anything, mock.Anything).Return(func(_ context.Context, d lifecycle.ProposalDecision) (*incidents.ProposalState, error) {
+	env.OnActivity(a.DecideProposal, mock.Anything, mock.Anything).Return(func(_ context.Context, d activities.DecideProposalInput) (*incidents.ProposalState, error) {
 		f.decisions++
+		f.decided = append(f.decided, d)
+		if d.WorkflowIncidentID != "inc_1" || d.ProposalID != f.proposal.ID {
+			return f.proposal, nil // refused: another incident's proposal changes nothing
+		}
 		if d.Decision == "approve" {
 			f.proposal.Status, f.proposal.RuleID = "approved", "pol_1"
 		} else {
@@ -75,6 +80,37 @@ func TestIncidentProposesWaitsForApprovalAndEndsWhenResolved(t *testing.T) {
 	require.Equal(t, 1, f.decisions)
 	require.Equal(t, "approved", f.proposal.Status)
 	require.Zero(t, f.reminders, "decided before the reminder was due")
+}
+
+// The workflow hands every decision to the activity with its own organization and
+// incident, whatever the signal says, so the activity can refuse one about a proposal
+// that is not this incident's; a refused decision leaves the workflow waiting.
+func TestIncidentDecisionsCarryTheWorkflowsScope(t *testing.T) {
+	t.Parallel()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	f := &fakeIncident{status: "open", severity: "high"}
+	f.register(env, env.Now())
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(lifecycle.SignalProposalDecision, lifecycle.ProposalDecision{ProposalID: "prp_of_another_org", Decision: "approve", UserID: "usr_x"})
+	}, time.Hour)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(lifecycle.SignalProposalDecision, lifecycle.ProposalDecision{ProposalID: "prp_1", Decision: "reject", Operator: "alice"})
+	}, 2*time.Hour)
+	env.RegisterDelayedCallback(func() {
+		f.status = "resolved"
+		env.SignalWorkflow(lifecycle.SignalIncidentChanged, "inc_1")
+	}, 3*time.Hour)
+	env.ExecuteWorkflow(IncidentLifecycle, lifecycle.IncidentInput{OrgID: "org_1", IncidentID: "inc_1", Fingerprint: "run-failure-x", Severity: "high"})
+	require.NoError(t, env.GetWorkflowError())
+	require.Len(t, f.decided, 2)
+	for _, d := range f.decided {
+		require.Equal(t, "org_1", d.WorkflowOrgID)
+		require.Equal(t, "inc_1", d.WorkflowIncidentID)
+	}
+	require.Equal(t, "prp_of_another_org", f.decided[0].ProposalID)
+	require.Equal(t, "usr_x", f.decided[0].UserID, "the signal's claims reach the activity unchanged, to be checked there")
+	require.Equal(t, "rejected", f.proposal.Status, "the foreign decision changed nothing; the next one applied")
 }
 
 // Nobody decides: one reminder after a day, expiry after a week; then resolution ends it.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
@@ -17,7 +18,7 @@ func adminCmd() *cobra.Command {
 		Use:   "admin",
 		Short: "Operator commands that work on the database directly",
 	}
-	cmd.AddCommand(bootstrapCmd(), verifyAuditCmd(), generateKEKCmd(), rotateKEKCmd())
+	cmd.AddCommand(bootstrapCmd(), createUserKeyCmd(), verifyAuditCmd(), generateKEKCmd(), rotateKEKCmd())
 	return cmd
 }
 
@@ -56,6 +57,46 @@ func bootstrapCmd() *cobra.Command {
 	cmd.Flags().StringVar(&in.AdminName, "name", "", "the first admin's display name")
 	_ = cmd.MarkFlagRequired("org")
 	_ = cmd.MarkFlagRequired("email")
+	return cmd
+}
+
+func createUserKeyCmd() *cobra.Command {
+	var in api.IssueUserKeyInput
+	var expiresIn time.Duration
+	cmd := &cobra.Command{
+		Use:   "create-user-key",
+		Short: "Issue an API key to a user (printed once): how a user gets their key, since no API key may mint one that acts as another user",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			pool, err := openCurrent(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			if expiresIn > 0 {
+				t := time.Now().Add(expiresIn)
+				in.ExpiresAt = &t
+			}
+			k, secret, err := api.IssueUserKey(cmd.Context(), pool, "cli:admin create-user-key", in)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "API key %s (%s) for user %s, role %s\n\n", k.Id, k.Prefix, k.UserId, k.Role)
+			fmt.Fprintf(out, "Secret (shown once; hand it to the user over a safe channel):\n\n    %s\n", secret)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&in.OrgID, "org", "", "organization id (required)")
+	cmd.Flags().StringVar(&in.UserID, "user", "", "user id (required)")
+	cmd.Flags().StringVar(&in.Name, "name", "", "the key's name (default: key of <user>)")
+	cmd.Flags().DurationVar(&expiresIn, "expires-in", 0, "the key expires after this long (e.g. 720h); 0: never")
+	_ = cmd.MarkFlagRequired("org")
+	_ = cmd.MarkFlagRequired("user")
 	return cmd
 }
 

@@ -144,6 +144,15 @@ func runDev(ctx context.Context, cfg config.Config) error {
 	defer d.stop()
 	cfg.DatabaseURL = d.pg.URL
 	cfg.TemporalAddress = d.temporal.Address
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if err := devSecrets(&cfg, dataDir, func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "governor dev: "+format+"\n", args...)
+	}); err != nil {
+		return err
+	}
 	log := cfg.Logger()
 	kr, err := devSecurity(&cfg, log)
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/governor-hq/governor/api"
@@ -23,11 +22,8 @@ import (
 	"github.com/governor-hq/governor/workflows"
 )
 
-const (
-	defaultTemporalAddress = "127.0.0.1:7233"
-	// The Temporal UI's usual address, GOVERNOR_TEMPORAL_UI_URL's default.
-	defaultTemporalUIURL = "http://127.0.0.1:8233"
-)
+// The Temporal UI's usual address, GOVERNOR_TEMPORAL_UI_URL's default.
+const defaultTemporalUIURL = "http://127.0.0.1:8233"
 
 func apiCmd() *cobra.Command {
 	return &cobra.Command{
@@ -117,12 +113,22 @@ func sealPlaintext(ctx context.Context, pool *pgxpool.Pool, kr *envelope.Keyring
 }
 
 func serveAPI(ctx context.Context, cfg config.Config, kr *envelope.Keyring, pool *pgxpool.Pool, log *slog.Logger, ready func(net.Addr)) error {
+	if cfg.SignalKeys.Empty() {
+		return errNoSignalKey
+	}
+	if len(cfg.IdempotencyPepper) == 0 {
+		return fmt.Errorf("GOVERNOR_IDEMPOTENCY_PEPPER (or GOVERNOR_IDEMPOTENCY_PEPPER_FILE) is required: a secret of at least 32 bytes, the same for every API process, e.g. `openssl rand -base64 32`")
+	}
 	if err := sealPlaintext(ctx, pool, kr, log); err != nil {
+		return err
+	}
+	topts, err := temporalOptions(cfg, log)
+	if err != nil {
 		return err
 	}
 	// A lazy client: the API serves (and admits runs) while Temporal is unreachable; the
 	// outbox keeps what it owes Temporal until it is back.
-	tc, err := client.NewLazyClient(temporalOptions(cfg, log))
+	tc, err := client.NewLazyClient(topts)
 	if err != nil {
 		return err
 	}
@@ -132,7 +138,8 @@ func serveAPI(ctx context.Context, cfg config.Config, kr *envelope.Keyring, pool
 		Limits: api.Limits{MaxRequestBytes: cfg.MaxRequestBytes, ReadTimeout: cfg.RequestReadTimeout, IdleTimeout: cfg.IdleTimeout,
 			MaxStreamsPerKey: cfg.MaxStreamsPerKey, MaxStreamsPerOrg: cfg.MaxStreamsPerOrg, RatePerIP: cfg.RatePerIP, RatePerKey: cfg.RatePerKey},
 		Keyring: kr, AlertEndpoints: alertEndpoints(cfg),
-		ConsoleDir: consoleDir, TemporalUIURL: cfg.TemporalUIURL, TemporalNamespace: cfg.TemporalNamespace}
+		ConsoleDir: consoleDir, TemporalUIURL: cfg.TemporalUIURL, TemporalNamespace: cfg.TemporalNamespace,
+		SignalKeys: cfg.SignalKeys, IdempotencyPepper: cfg.IdempotencyPepper}
 	if cfg.FaultExitAfterAdmit {
 		opts.AfterAdmitCommit = func() {
 			log.Error("fault injection: exiting after committing an admission, before starting its workflow")
@@ -142,20 +149,14 @@ func serveAPI(ctx context.Context, cfg config.Config, kr *envelope.Keyring, pool
 	return api.New(pool, log, opts).Run(ctx, cfg.HTTPAddr, ready)
 }
 
-func temporalOptions(cfg config.Config, log *slog.Logger) client.Options {
-	addr := cfg.TemporalAddress
-	if addr == "" {
-		addr = defaultTemporalAddress
-	}
-	return client.Options{
-		HostPort:  addr,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal")),
-	}
-}
+// errNoSignalKey: the API and the worker cannot trust each other's decisions without it.
+var errNoSignalKey = fmt.Errorf("GOVERNOR_SIGNAL_KEY (or GOVERNOR_SIGNAL_KEY_FILE) is required: a secret of at least 32 bytes shared by the API and the worker, e.g. `openssl rand -base64 32`")
 
 func dialTemporal(cfg config.Config, log *slog.Logger) (client.Client, error) {
-	opts := temporalOptions(cfg, log)
+	opts, err := temporalOptions(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	c, err := client.Dial(opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", opts.HostPort, err)
@@ -164,6 +165,9 @@ func dialTemporal(cfg config.Config, log *slog.Logger) (client.Client, error) {
 }
 
 func runWorker(ctx context.Context, cfg config.Config, kr *envelope.Keyring, pool *pgxpool.Pool, log *slog.Logger) error {
+	if cfg.SignalKeys.Empty() {
+		return errNoSignalKey
+	}
 	if err := sealPlaintext(ctx, pool, kr, log); err != nil {
 		return err
 	}
@@ -178,7 +182,8 @@ func runWorker(ctx context.Context, cfg config.Config, kr *envelope.Keyring, poo
 		AnomalySchedule:   workflows.AnomalyScheduleOptions{Cron: cfg.AnomalySchedule, Catchup: cfg.AnomalyCatchup},
 		HousekeepingEvery: cfg.HousekeepingEvery,
 		Retention: retention.Periods{Events: cfg.RetainEvents, Reservations: cfg.RetainReservations,
-			ShortCounters: cfg.RetainShortCounters, Counters: cfg.RetainCounters, Alerts: cfg.RetainAlerts}})
+			ShortCounters: cfg.RetainShortCounters, Counters: cfg.RetainCounters, Alerts: cfg.RetainAlerts},
+		SignalKeys: cfg.SignalKeys})
 }
 
 // runAll runs the API and the worker in one process until ctx ends or one fails.

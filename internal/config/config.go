@@ -90,6 +90,9 @@ type Config struct {
 	RetainAlerts        time.Duration
 	// TemporalUIURL is the Temporal Web UI the console links workflows to ("" for none).
 	TemporalUIURL string
+
+	// Secrets and the Temporal connection's security (security.go).
+	Security
 }
 
 // Setting documents one configuration variable.
@@ -333,10 +336,13 @@ var settings = []Setting{
 		}},
 }
 
+func init() { settings = append(settings, securitySettings...) }
+
 // Settings lists every configuration variable, for documentation.
 func Settings() []Setting { return settings }
 
-// Register adds a flag for every setting to fs.
+// Register adds a flag for every setting that has one to fs (secrets have none: a flag's
+// value shows in the process list).
 func Register(fs *pflag.FlagSet) {
 	for _, s := range settings {
 		if s.Flag == "" {
@@ -377,6 +383,7 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 	if c.KEK != "" && c.KEKFile != "" {
 		problems = append(problems, "GOVERNOR_KEK and GOVERNOR_KEK_FILE / --kek-file: set one, not both")
 	}
+	problems = append(problems, c.Security.resolve()...)
 	if len(problems) > 0 {
 		return c, fmt.Errorf("configuration: %s", strings.Join(problems, "; "))
 	}

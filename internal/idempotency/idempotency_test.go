@@ -7,16 +7,51 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
+var (
+	pepperA = []byte("pepper-a-0123456789abcdefghijklmnopqrstuvwxyz")
+	pepperB = []byte("pepper-b-0123456789abcdefghijklmnopqrstuvwxyz")
+	keyA    = Scope{OrgID: "org_1", APIKeyID: "key_a"}
+	keyB    = Scope{OrgID: "org_1", APIKeyID: "key_b"}
+)
+
+// Only the same pepper, API key and idempotency key open a sealed response.
 func TestSealOpen(t *testing.T) {
 	t.Parallel()
-	sealed, err := Seal("key-1", []byte("secret response"))
+	s := New(pepperA)
+	sealed, err := s.Seal(keyA, "key-1", []byte("secret response"))
 	require.NoError(t, err)
 	require.NotContains(t, string(sealed), "secret response")
-	plain, err := Open("key-1", sealed)
+	plain, err := s.Open(keyA, "key-1", sealed)
 	require.NoError(t, err)
 	require.Equal(t, "secret response", string(plain))
-	_, err = Open("key-2", sealed)
-	require.Error(t, err, "another key must not open it")
+	cases := []struct {
+		name  string
+		store *Store
+		scope Scope
+		key   string
+	}{
+		{"another idempotency key", s, keyA, "key-2"},
+		{"another API key of the organization", s, keyB, "key-1"},
+		{"another pepper", New(pepperB), keyA, "key-1"},
+	}
+	for _, c := range cases {
+		_, err := c.store.Open(c.scope, c.key, sealed)
+		require.Error(t, err, c.name)
+	}
+}
+
+// The stored hash differs by API key and by pepper, so another key's record is another
+// record, and the database alone cannot confirm a guessed key.
+func TestKeyHashIsBoundToTheAPIKeyAndPepper(t *testing.T) {
+	t.Parallel()
+	a, b := New(pepperA), New(pepperB)
+	require.Equal(t, a.KeyHash(keyA, "k"), a.KeyHash(keyA, "k"))
+	require.NotEqual(t, a.KeyHash(keyA, "k"), a.KeyHash(keyA, "k2"))
+	require.NotEqual(t, a.KeyHash(keyA, "k"), a.KeyHash(keyB, "k"), "another API key")
+	require.NotEqual(t, a.KeyHash(keyA, "k"), b.KeyHash(keyA, "k"), "another pepper")
+	require.NotEqual(t, a.KeyHash(Scope{APIKeyID: "key_a"}, "\x00k"), a.KeyHash(Scope{APIKeyID: "key_a\x00"}, "k"), "no ambiguity at the separator")
+	require.Len(t, NewPepper(), MinPepperLength)
+	require.NotEqual(t, NewPepper(), NewPepper())
 }
 
 func TestRequestHash(t *testing.T) {
@@ -32,6 +67,4 @@ func TestRequestHash(t *testing.T) {
 	require.Equal(t, ha, hb, "deterministic regardless of map order")
 	require.NotEqual(t, ha, hc)
 	require.NotEqual(t, ha, hd, "the procedure is part of the request")
-	require.Equal(t, KeyHash("k"), KeyHash("k"))
-	require.NotEqual(t, KeyHash("k"), KeyHash("k2"))
 }

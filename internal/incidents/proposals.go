@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -14,6 +15,7 @@ import (
 	"github.com/governor-hq/governor/db/dbsqlc"
 	"github.com/governor-hq/governor/internal/actor"
 	"github.com/governor-hq/governor/internal/alerts"
+	"github.com/governor-hq/governor/internal/authz"
 	"github.com/governor-hq/governor/internal/change"
 	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/ids"
@@ -169,64 +171,134 @@ func proposalFromCreate(r dbsqlc.ProposalCreateRow) dbsqlc.PolicyProposal {
 		DecidedAt: r.DecidedAt, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
-// ErrUnknownProposal: a decision named a proposal that does not exist.
-var ErrUnknownProposal = errors.New("unknown proposal")
+// DecisionScope is the workflow a decision arrived at: its organization and incident, from
+// the workflow's own input. A decision about any other proposal changes nothing.
+type DecisionScope struct {
+	OrgID      string
+	IncidentID string
+}
 
-// Decide applies one approver's decision. It is idempotent: a decision already recorded
-// (same request, or same operator and decision) changes nothing. A rejection closes the
-// proposal; approvals from enough distinct approvers approve it and activate its rule.
-// Each decision is audited with the approver as the actor, whichever way it arrived.
-func Decide(ctx context.Context, pool *pgxpool.Pool, d lifecycle.ProposalDecision, by string) (*ProposalState, error) {
+// Decider is who a decision is from, as far as whoever applies it can tell.
+type Decider struct {
+	// UserID and APIKeyID are set only when the API vouched for the user: its signature
+	// verified, or the API applying the decision itself.
+	UserID   string
+	APIKeyID string
+	// Operator names whoever sent an unverified decision through Temporal.
+	Operator string
+	// Unverified says why a user named in the decision was not believed ("" if none was).
+	Unverified string
+}
+
+// OperatorDecider is the decider of a decision nobody vouched for: the operator who sent
+// it, never the user it names. why is the reason a named user was not believed.
+func OperatorDecider(d lifecycle.ProposalDecision, why string) Decider {
+	return Decider{Operator: clip(firstNonEmpty(d.Operator, "temporal"), 64), Unverified: why}
+}
+
+// operatorApprover is how every operator counts towards a quorum: as one approver,
+// whatever name each sends, since anyone who can signal a workflow can send any name.
+const operatorApprover = "operator"
+
+// Outcome is what became of a decision.
+type Outcome struct {
+	// State is the proposal after the decision; nil when the decision was not about this
+	// workflow's proposal.
+	State *ProposalState
+	// Refused says why the decision changed nothing ("" when it was applied, or was
+	// already on record).
+	Refused string
+}
+
+// Decide applies one approver's decision to a proposal of the scope's incident. It is
+// idempotent: a decision already recorded (same request, or same decider and decision)
+// changes nothing. A rejection closes the proposal; approvals from enough distinct
+// approvers approve it and activate its rule. Each decision is audited with its decider as
+// the actor: the user only when vouched for, else the operator.
+//
+// A decision changes nothing, and is recorded as a refused decision (an event of the
+// scope's organization), when it is about a proposal outside the scope, is neither approve
+// nor reject, or comes from a user who may no longer decide: deactivated, no longer an
+// approver or admin, or deciding with a key that is revoked, frozen or expired. That is
+// checked here, when the decision is applied, not when it was sent.
+func Decide(ctx context.Context, pool *pgxpool.Pool, d lifecycle.ProposalDecision, scope DecisionScope, who Decider, by string) (Outcome, error) {
 	q := dbsqlc.New()
-	p0, err := q.ProposalGetByID(ctx, pool, d.ProposalID)
+	d.Comment = clip(d.Comment, 2000)
+	if scope.OrgID == "" || scope.IncidentID == "" {
+		// Only an activity scheduled by a worker older than scopes has none: refuse rather
+		// than guess. The API reports the decision still pending; it can be sent again.
+		return Outcome{Refused: "the decision carries no workflow scope"}, nil
+	}
+	if d.Decision != "approve" && d.Decision != "reject" {
+		return refuse(ctx, pool, scope, nil, d, who, by, fmt.Sprintf("decision %q is neither approve nor reject", clip(d.Decision, 32)))
+	}
+	p0, err := q.ProposalGet(ctx, pool, dbsqlc.ProposalGetParams{OrgID: scope.OrgID, ID: d.ProposalID})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrUnknownProposal
+		return refuse(ctx, pool, scope, nil, d, who, by, "the proposal is not one of this organization's")
 	}
 	if err != nil {
-		return nil, err
+		return Outcome{}, err
 	}
-	who := actor.Actor{Kind: actor.KindAPIKey, APIKeyID: d.APIKeyID, UserID: d.UserID}
-	if d.Operator != "" || d.APIKeyID == "" {
-		who = actor.System("operator:" + firstNonEmpty(d.Operator, "temporal") + " via " + by)
+	if p0.IncidentID != scope.IncidentID {
+		return refuse(ctx, pool, scope, nil, d, who, by, "the proposal is of incident "+p0.IncidentID+", not of this workflow's")
 	}
-	var out *ProposalState
-	err = change.Run(ctx, pool, change.Scope{OrgID: p0.OrgID, Actor: who, RequestID: d.RequestID}, func(c *change.Tx) error {
+	entry := Decision{Decision: d.Decision, Comment: d.Comment, UserID: who.UserID, APIKeyID: who.APIKeyID,
+		Operator: who.Operator, RequestID: d.RequestID, At: time.Now().UTC()}
+	if who.UserID == "" && entry.Operator == "" {
+		entry.Operator = "temporal"
+	}
+	actorOf := actor.Actor{Kind: actor.KindAPIKey, APIKeyID: entry.APIKeyID, UserID: entry.UserID}
+	if entry.UserID == "" {
+		actorOf = actor.System("operator:" + entry.Operator + " via " + by)
+	}
+	var out Outcome
+	err = change.Run(ctx, pool, change.Scope{OrgID: scope.OrgID, Actor: actorOf, RequestID: d.RequestID}, func(c *change.Tx) error {
 		p, err := c.Q.ProposalGetForUpdate(ctx, c.DB, d.ProposalID)
 		if err != nil {
 			return err
 		}
-		out = proposalState(p)
-		if p.Status != "pending" || recorded(p, d) {
+		out.State = proposalState(p)
+		if p.Status != "pending" || recorded(p, entry) {
 			return nil
+		}
+		if entry.UserID != "" {
+			why, err := standing(ctx, c, scope.OrgID, entry)
+			if err != nil {
+				return err
+			}
+			if why != "" {
+				out.Refused = why
+				return emitRefusal(ctx, c, scope, &p, d, who, by, why)
+			}
 		}
 		inc, err := c.Q.IncidentGetByID(ctx, c.DB, p.IncidentID)
 		if err != nil {
 			return err
 		}
 		before := ProposalView(p, inc.Fingerprint)
-		entry, _ := json.Marshal([]Decision{{Decision: d.Decision, Comment: d.Comment, UserID: d.UserID, APIKeyID: d.APIKeyID,
-			Operator: d.Operator, RequestID: d.RequestID, At: time.Now().UTC()}})
-		if p, err = c.Q.ProposalRecordDecision(ctx, c.DB, dbsqlc.ProposalRecordDecisionParams{ID: p.ID, Decision: entry}); err != nil {
+		list, _ := json.Marshal([]Decision{entry})
+		if p, err = c.Q.ProposalRecordDecision(ctx, c.DB, dbsqlc.ProposalRecordDecisionParams{ID: p.ID, Decision: list}); err != nil {
 			return err
 		}
 		correlation := correlationOf(inc)
 		related := []events.Ref{{Type: "incident", ID: inc.ID}}
+		note := comment(d.Comment) + unverifiedNote(d, who)
 		switch {
 		case d.Decision == "reject":
 			if p, err = c.Q.ProposalClose(ctx, c.DB, dbsqlc.ProposalCloseParams{ID: p.ID, Status: "rejected"}); err != nil {
 				return err
 			}
-			out = proposalState(p)
+			out.State = proposalState(p)
 			return c.Record(ctx, "policy_proposal.reject", before, ProposalView(p, inc.Fingerprint), events.Event{
 				Domain: events.DomainPolicies, Type: "proposal_rejected", Entity: events.Ref{Type: "proposal", ID: p.ID},
-				Related: related, CorrelationID: correlation, Summary: "Policy proposal " + p.ID + " rejected" + comment(d.Comment),
+				Related: related, CorrelationID: correlation, Summary: "Policy proposal " + p.ID + " rejected" + note,
 			})
 		case approvers(p) < int(p.RequiredApprovals):
-			out = proposalState(p)
+			out.State = proposalState(p)
 			return c.Record(ctx, "policy_proposal.approve", before, ProposalView(p, inc.Fingerprint), events.Event{
 				Domain: events.DomainPolicies, Type: "proposal_approval_recorded", Entity: events.Ref{Type: "proposal", ID: p.ID},
 				Related: related, CorrelationID: correlation,
-				Summary: fmt.Sprintf("Approval %d of %d recorded for policy proposal %s%s", approvers(p), p.RequiredApprovals, p.ID, comment(d.Comment)),
+				Summary: fmt.Sprintf("Approval %d of %d recorded for policy proposal %s%s", approvers(p), p.RequiredApprovals, p.ID, note),
 			})
 		}
 		var spec RuleSpec
@@ -244,11 +316,11 @@ func Decide(ctx context.Context, pool *pgxpool.Pool, d lifecycle.ProposalDecisio
 		if p, err = c.Q.ProposalClose(ctx, c.DB, dbsqlc.ProposalCloseParams{ID: p.ID, Status: "approved", PolicyRuleID: &rule.ID}); err != nil {
 			return err
 		}
-		out = proposalState(p)
+		out.State = proposalState(p)
 		if err := c.Record(ctx, "policy_proposal.approve", before, ProposalView(p, inc.Fingerprint), events.Event{
 			Domain: events.DomainPolicies, Type: "proposal_approved", Entity: events.Ref{Type: "proposal", ID: p.ID},
 			Related: append(related, events.Ref{Type: "policy_rule", ID: rule.ID}), CorrelationID: correlation,
-			Summary: "Policy proposal " + p.ID + " approved" + comment(d.Comment),
+			Summary: "Policy proposal " + p.ID + " approved" + note,
 		}); err != nil {
 			return err
 		}
@@ -259,6 +331,79 @@ func Decide(ctx context.Context, pool *pgxpool.Pool, d lifecycle.ProposalDecisio
 		})
 	})
 	return out, err
+}
+
+// standing says why a vouched-for user may not decide now ("" if they may): the user
+// must be active and an approver or admin, and decide with an active key of their own.
+func standing(ctx context.Context, c *change.Tx, orgID string, e Decision) (string, error) {
+	a, err := c.Q.DecisionAuthority(ctx, c.DB, dbsqlc.DecisionAuthorityParams{OrgID: orgID, UserID: e.UserID, ApiKeyID: e.APIKeyID})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "user " + e.UserID + " or key " + e.APIKeyID + " is not of this organization", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case a.KeyUserID == nil || *a.KeyUserID != e.UserID:
+		return "key " + e.APIKeyID + " is not user " + e.UserID + "'s", nil
+	case a.UserDeactivatedAt != nil:
+		return "user " + e.UserID + " is deactivated", nil
+	case a.UserRole != authz.RoleApprover && a.UserRole != authz.RoleAdmin:
+		return "user " + e.UserID + " is now " + a.UserRole + ", not an approver or admin", nil
+	case a.KeyStatus != "active":
+		return "key " + e.APIKeyID + " is " + a.KeyStatus, nil
+	case a.KeyExpiresAt != nil && !a.KeyExpiresAt.After(time.Now()):
+		return "key " + e.APIKeyID + " has expired", nil
+	}
+	return "", nil
+}
+
+// refuse records, in a transaction of its own, that a decision was not applied.
+func refuse(ctx context.Context, pool *pgxpool.Pool, scope DecisionScope, p *dbsqlc.PolicyProposal, d lifecycle.ProposalDecision, who Decider, by, why string) (Outcome, error) {
+	err := change.Run(ctx, pool, change.Scope{OrgID: scope.OrgID, Actor: actor.System(by), RequestID: clip(d.RequestID, 128)}, func(c *change.Tx) error {
+		return emitRefusal(ctx, c, scope, p, d, who, by, why)
+	})
+	return Outcome{Refused: why}, err
+}
+
+// emitRefusal writes the event of a refused decision in the scope's organization: about
+// the proposal when it is this workflow's, else about the workflow's incident (a foreign
+// proposal is named only in the event's data, never linked).
+func emitRefusal(ctx context.Context, c *change.Tx, scope DecisionScope, p *dbsqlc.PolicyProposal, d lifecycle.ProposalDecision, who Decider, by, why string) error {
+	ev := events.Event{Domain: events.DomainPolicies, Type: "proposal_decision_refused", Actor: actor.System(by),
+		Entity: events.Ref{Type: "incident", ID: scope.IncidentID}, CorrelationID: scope.IncidentID,
+		Summary: fmt.Sprintf("A decision (%s) on proposal %s sent to the workflow of incident %s was not applied: %s",
+			clip(d.Decision, 32), clip(d.ProposalID, 64), scope.IncidentID, why),
+		Data: map[string]any{"proposal_id": clip(d.ProposalID, 64), "decision": clip(d.Decision, 32), "reason": why,
+			"user_id": clip(d.UserID, 64), "api_key_id": clip(d.APIKeyID, 64), "operator": clip(d.Operator, 64),
+			"request_id": clip(d.RequestID, 128), "verified": who.UserID != "", "unverified_because": who.Unverified},
+	}
+	if p != nil {
+		ev.Entity, ev.Related = events.Ref{Type: "proposal", ID: p.ID}, []events.Ref{{Type: "incident", ID: p.IncidentID}}
+	}
+	_, err := c.Emit(ctx, ev)
+	return err
+}
+
+// unverifiedNote tells the ledger's reader that a decision named a user it was not
+// recorded as.
+func unverifiedNote(d lifecycle.ProposalDecision, who Decider) string {
+	if who.UserID != "" || (d.UserID == "" && d.APIKeyID == "") {
+		return ""
+	}
+	return fmt.Sprintf(" (by operator %s; it named user %q, not believed: %s)", who.Operator, clip(d.UserID, 64), firstNonEmpty(who.Unverified, "not signed by the API"))
+}
+
+// clip bounds a string that came from a signal (anyone with Temporal access can send any
+// size) before it is stored or shown.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // pendingAlert tells approvers that a proposal waits for them (when created, and once more
@@ -306,30 +451,30 @@ func nonNil(m map[string]string) map[string]string {
 	return m
 }
 
-// recorded reports whether d is already among the proposal's decisions: the same request,
-// or the same person (user or operator) making the same decision again.
-func recorded(p dbsqlc.PolicyProposal, d lifecycle.ProposalDecision) bool {
-	for _, e := range DecisionsOf(p.Decisions) {
-		if d.RequestID != "" && e.RequestID == d.RequestID {
+// recorded reports whether e is already among the proposal's decisions: the same
+// request, or the same decider (user or operator) making the same decision again.
+func recorded(p dbsqlc.PolicyProposal, e Decision) bool {
+	for _, x := range DecisionsOf(p.Decisions) {
+		if e.RequestID != "" && x.RequestID == e.RequestID {
 			return true
 		}
-		if e.Decision == d.Decision && e.UserID == d.UserID && e.Operator == d.Operator && (d.UserID != "" || d.Operator != "") {
+		if x.Decision == e.Decision && x.UserID == e.UserID && x.Operator == e.Operator && (e.UserID != "" || e.Operator != "") {
 			return true
 		}
 	}
 	return false
 }
 
-// approvers counts distinct approvers (users, or operators acting through Temporal).
+// approvers counts distinct approvers: each user once, and every operator together once.
 func approvers(p dbsqlc.PolicyProposal) int {
 	seen := map[string]bool{}
 	for _, d := range DecisionsOf(p.Decisions) {
 		if d.Decision != "approve" {
 			continue
 		}
-		who := "user:" + d.UserID
-		if d.UserID == "" {
-			who = "operator:" + d.Operator + d.APIKeyID
+		who := operatorApprover
+		if d.UserID != "" {
+			who = "user:" + d.UserID
 		}
 		seen[who] = true
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/governor-hq/governor/internal/signing"
 )
 
 // Workflow types.
@@ -128,13 +130,54 @@ type ProposalDecision struct {
 	// "approve" or "reject".
 	Decision string `json:"decision"`
 	Comment  string `json:"comment"`
-	// Who decided: a user (through the API) or an operator (through Temporal).
+	// Who decided: a user (through the API) or an operator (through Temporal). A user's
+	// identity counts only with the API's Signature; without it the decision is the
+	// operator's, whatever user it names.
 	UserID   string `json:"user_id,omitempty"`
 	APIKeyID string `json:"api_key_id,omitempty"`
 	Operator string `json:"operator,omitempty"`
 	// RequestID ties the decision to the API request that sent it, so a retried request is
 	// recorded once.
 	RequestID string `json:"request_id,omitempty"`
+	// IssuedAt and Signature: the API's HMAC over the decision (SignDecision).
+	IssuedAt  time.Time `json:"issued_at,omitzero"`
+	Signature string    `json:"signature,omitempty"`
+}
+
+// decisionPurpose separates decision signatures from any other Governor signs.
+const decisionPurpose = "governor/proposal-decision"
+
+// DecisionWindow is how long a signed decision stays valid. Generous on purpose: a
+// signal waits in the workflow while workers are down (a long outage, a weekend), and a
+// replayed signature gains nothing inside the window (it names one proposal of one
+// incident, and its request id is recorded once); it only bounds how long a captured
+// payload is worth keeping. Skew allows for clocks of the API and worker hosts.
+var DecisionWindow = signing.Window{MaxAge: 7 * 24 * time.Hour, MaxSkew: 5 * time.Minute}
+
+// decisionMessage is what the API signs: the decision, who made it, and the organization
+// and incident of the workflow it is for (which the workflow knows from its own input, so
+// a signature cannot be moved to another tenant's or another incident's workflow).
+func (d ProposalDecision) decisionMessage(orgID, incidentID string) signing.Message {
+	return signing.Message{Purpose: decisionPurpose, IssuedAt: d.IssuedAt, Fields: []string{
+		orgID, incidentID, d.ProposalID, d.Decision, d.UserID, d.APIKeyID, d.RequestID, d.Comment,
+	}}
+}
+
+// SignDecision sets d's IssuedAt and Signature for the workflow of the incident.
+func SignDecision(keys signing.Keyring, orgID, incidentID string, d *ProposalDecision, now time.Time) error {
+	d.IssuedAt = now.UTC()
+	sig, err := keys.Sign(d.decisionMessage(orgID, incidentID))
+	if err != nil {
+		return err
+	}
+	d.Signature = sig
+	return nil
+}
+
+// VerifyDecision checks that the API signed d for the workflow of this organization and
+// incident, within DecisionWindow of now.
+func VerifyDecision(keys signing.Keyring, orgID, incidentID string, d ProposalDecision, now time.Time) error {
+	return keys.Verify(d.decisionMessage(orgID, incidentID), d.Signature, now, DecisionWindow)
 }
 
 // Search attributes Governor sets on its workflows (all Keyword), so operators can filter
