@@ -95,7 +95,7 @@ type Server struct {
 	streams  *streams
 	// analytics answers usage queries and overviews; its roller runs in the background.
 	analytics *analytics.Service
-	idem     *idempotency.Store
+	idem      *idempotency.Store
 }
 
 // New builds a server. Call Run (or use Handler and run the event hub yourself).
