@@ -15,6 +15,8 @@ import (
 
 	"github.com/governor-hq/governor/activities"
 	"github.com/governor-hq/governor/internal/alerts"
+	"github.com/governor-hq/governor/internal/audit"
+	"github.com/governor-hq/governor/internal/audit/checkpoint"
 	"github.com/governor-hq/governor/internal/incidents"
 	"github.com/governor-hq/governor/internal/outbox"
 	"github.com/governor-hq/governor/internal/retention"
@@ -40,6 +42,10 @@ type Deps struct {
 	// AnomalySchedule is the daily anomaly batch's schedule, created or updated at start
 	// (Cron empty or "off": none, e.g. for tests and benchmarks on a shared server).
 	AnomalySchedule workflows.AnomalyScheduleOptions
+	// AuditSigner signs a checkpoint of every audit chain head that moved, every
+	// AuditCheckpointEvery (nil: none are signed).
+	AuditSigner          *checkpoint.Signer
+	AuditCheckpointEvery time.Duration
 }
 
 // Run registers Governor's search attributes (if missing), workflows and activities, and
@@ -71,6 +77,13 @@ func Run(ctx context.Context, d Deps) error {
 	var bg sync.WaitGroup
 	bg.Go(func() { relay.Run(ctx) })
 	bg.Go(func() { housekeep(ctx, d.Pool, d.Log, d.Retention, d.HousekeepingEvery) })
+	if d.AuditSigner != nil {
+		every := d.AuditCheckpointEvery
+		if every <= 0 {
+			every = time.Hour
+		}
+		bg.Go(func() { audit.CheckpointLoop(ctx, d.Pool, d.Log, *d.AuditSigner, every) })
+	}
 	<-ctx.Done()
 	bg.Wait()
 	w.Stop()
