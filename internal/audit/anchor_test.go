@@ -141,7 +141,9 @@ func TestCheckpointLoopSignsHeadsAsTheyMove(t *testing.T) {
 	appendOne()
 	s := signer(t)
 	var wg sync.WaitGroup
-	wg.Go(func() { audit.CheckpointLoop(ctx, pool, slog.New(slog.NewTextHandler(io.Discard, nil)), s, 50*time.Millisecond) })
+	wg.Go(func() {
+		audit.CheckpointLoop(ctx, pool, slog.New(slog.NewTextHandler(io.Discard, nil)), s, 50*time.Millisecond)
+	})
 	defer func() { cancel(); wg.Wait() }()
 
 	latest := func() int64 {
