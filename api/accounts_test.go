@@ -46,8 +46,8 @@ func TestBootstrapKeyCreatesProjectAgentAndIngestKey(t *testing.T) {
 	for _, e := range entries.Msg.Entries {
 		actions = append(actions, e.Action)
 	}
-	require.Equal(t, []string{"organization.create", "user.create", "api_key.create", "project.create", "agent.create", "api_key.create"}, actions)
-	last := entries.Msg.Entries[5]
+	require.Equal(t, []string{"organization.create", "alert_channel.create", "user.create", "api_key.create", "project.create", "agent.create", "api_key.create"}, actions)
+	last := entries.Msg.Entries[6]
 	require.Equal(t, k.Id, last.EntityId)
 	require.Equal(t, "api_key", last.EntityType)
 	require.Equal(t, b.org.APIKey.Id, last.Actor.ApiKeyId)
