@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/governor-hq/governor/internal/config"
 	"github.com/governor-hq/governor/internal/testenv"
 )
 
@@ -190,4 +193,31 @@ func TestCheckpointOfAnotherKeyIsRefused(t *testing.T) {
 
 	_, err = c.verify(t)
 	require.ErrorContains(t, err, "--public-key", "without a key to check with, nothing is trusted")
+}
+
+// governor dev signs checkpoints with a key of its own, made once under its data folder
+// and kept; audit-public-key prints its public half.
+func TestDevMakesItsAuditSigningKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := config.Config{DataDir: dir}
+	_, err := devSecurity(&cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(dir, "audit-signing-key"), cfg.AuditSigningKeyFile)
+	st, err := os.Stat(cfg.AuditSigningKeyFile)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	first, err := run(t, "admin", "audit-public-key", "--audit-signing-key-file", cfg.AuditSigningKeyFile)
+	require.NoError(t, err)
+	require.Regexp(t, `^ed25519:\S+\n$`, first)
+
+	cfg2 := config.Config{DataDir: dir}
+	_, err = devSecurity(&cfg2, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	again, err := run(t, "admin", "audit-public-key", "--audit-signing-key-file", cfg2.AuditSigningKeyFile)
+	require.NoError(t, err)
+	require.Equal(t, first, again, "the same key on the next start")
+
+	_, err = run(t, "admin", "audit-public-key")
+	require.ErrorContains(t, err, "no audit signing key")
 }
