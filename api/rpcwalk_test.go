@@ -74,9 +74,9 @@ type walk struct {
 	settler  *runs.Settler
 	url      string
 	// what the recipes made, for the ones after them
-	projectID, agentID, userID, ingestKeyID, limitID, channelID, inAppChannelID, routeID, ruleID string
-	runID, deadRunID, otherRunID, incidentID, otherIncidentID, proposalID, otherProposalID       string
-	alertID, deliveryID, anomalyID, anomalyRunID                                                 string
+	projectID, agentID, userID, ingestKeyID, limitID, channelID, routeID, ruleID           string
+	runID, deadRunID, otherRunID, incidentID, otherIncidentID, proposalID, otherProposalID string
+	alertID, deliveryID, anomalyID, anomalyRunID                                           string
 	// ran records every RPC a recipe called.
 	ran map[string]bool
 }
