@@ -190,7 +190,7 @@ func verifyingKey(cmd *cobra.Command, text string) (checkpoint.PublicKey, error)
 }
 
 func auditCheckpointCmd() *cobra.Command {
-	var out, orgID string
+	var out, orgID, keyID string
 	var sign bool
 	cmd := &cobra.Command{
 		Use:   "audit-checkpoint --out FILE",
@@ -199,7 +199,8 @@ func auditCheckpointCmd() *cobra.Command {
 with --org), as the workers signed them (GOVERNOR_AUDIT_CHECKPOINT_INTERVAL), to FILE. Keep it
 where the database's owner cannot change it; governor admin verify-audit --checkpoint FILE
 checks the chains against it later. With --sign, the current heads are signed first with the
-configured GOVERNOR_AUDIT_SIGNING_KEY.`,
+configured GOVERNOR_AUDIT_SIGNING_KEY. Only checkpoints of the configured key (or --key-id)
+are exported, so that one public key verifies the whole file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd)
@@ -211,11 +212,14 @@ configured GOVERNOR_AUDIT_SIGNING_KEY.`,
 				return err
 			}
 			defer pool.Close()
+			s, ok, err := loadAuditSigner(cfg)
+			if err != nil {
+				return err
+			}
+			if ok && keyID == "" {
+				keyID = s.Public().ID()
+			}
 			if sign {
-				s, ok, err := loadAuditSigner(cfg)
-				if err != nil {
-					return err
-				}
 				if !ok {
 					return fmt.Errorf("--sign needs GOVERNOR_AUDIT_SIGNING_KEY or GOVERNOR_AUDIT_SIGNING_KEY_FILE")
 				}
@@ -225,7 +229,7 @@ configured GOVERNOR_AUDIT_SIGNING_KEY.`,
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "signed %d new checkpoints with key %s\n", n, s.Public().ID())
 			}
-			cps, err := audit.LatestCheckpoints(cmd.Context(), pool, orgID)
+			cps, err := audit.LatestCheckpoints(cmd.Context(), pool, orgID, keyID)
 			if err != nil {
 				return err
 			}
@@ -246,6 +250,7 @@ configured GOVERNOR_AUDIT_SIGNING_KEY.`,
 	cmd.Flags().StringVar(&out, "out", "", "the file to write (required)")
 	cmd.Flags().StringVar(&orgID, "org", "", "only this organization")
 	cmd.Flags().BoolVar(&sign, "sign", false, "sign the current chain heads first (needs the signing key)")
+	cmd.Flags().StringVar(&keyID, "key-id", "", "only checkpoints of this key (default: the configured signing key's, if any; else the newest of any key)")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
 }

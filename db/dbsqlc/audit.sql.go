@@ -240,13 +240,20 @@ func (q *Queries) AuditCheckpointAdd(ctx context.Context, db DBTX, arg AuditChec
 const auditCheckpointsLatest = `-- name: AuditCheckpointsLatest :many
 SELECT DISTINCT ON (org_id) org_id, seq, hash, signed_at, key_id, signature
 FROM audit_checkpoints
-WHERE $1::text = '' OR org_id = $1
+WHERE ($1::text = '' OR org_id = $1)
+  AND ($2::text = '' OR key_id = $2)
 ORDER BY org_id, seq DESC, signed_at DESC
 `
 
-// Each organization's newest checkpoint (or one organization's).
-func (q *Queries) AuditCheckpointsLatest(ctx context.Context, db DBTX, orgID string) ([]AuditCheckpoint, error) {
-	rows, err := db.Query(ctx, auditCheckpointsLatest, orgID)
+type AuditCheckpointsLatestParams struct {
+	OrgID string
+	KeyID string
+}
+
+// Each organization's newest checkpoint (or one organization's), signed with one key (or
+// any).
+func (q *Queries) AuditCheckpointsLatest(ctx context.Context, db DBTX, arg AuditCheckpointsLatestParams) ([]AuditCheckpoint, error) {
+	rows, err := db.Query(ctx, auditCheckpointsLatest, arg.OrgID, arg.KeyID)
 	if err != nil {
 		return nil, err
 	}

@@ -100,8 +100,10 @@ VALUES (@org_id, @seq, @hash, @signed_at, @key_id, @signature)
 ON CONFLICT DO NOTHING;
 
 -- name: AuditCheckpointsLatest :many
--- Each organization's newest checkpoint (or one organization's).
+-- Each organization's newest checkpoint (or one organization's), signed with one key (or
+-- any).
 SELECT DISTINCT ON (org_id) *
 FROM audit_checkpoints
-WHERE @org_id::text = '' OR org_id = @org_id
+WHERE (@org_id::text = '' OR org_id = @org_id)
+  AND (@key_id::text = '' OR key_id = @key_id)
 ORDER BY org_id, seq DESC, signed_at DESC;

@@ -65,9 +65,10 @@ func CheckpointLoop(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, s
 	}
 }
 
-// LatestCheckpoints returns each organization's newest stored checkpoint (or only orgID's).
-func LatestCheckpoints(ctx context.Context, conn dbsqlc.DBTX, orgID string) ([]checkpoint.Checkpoint, error) {
-	rows, err := dbsqlc.New().AuditCheckpointsLatest(ctx, conn, orgID)
+// LatestCheckpoints returns each organization's newest stored checkpoint (or only
+// orgID's), signed with the key keyID names (or with any key, when it is empty).
+func LatestCheckpoints(ctx context.Context, conn dbsqlc.DBTX, orgID, keyID string) ([]checkpoint.Checkpoint, error) {
+	rows, err := dbsqlc.New().AuditCheckpointsLatest(ctx, conn, dbsqlc.AuditCheckpointsLatestParams{OrgID: orgID, KeyID: keyID})
 	if err != nil {
 		return nil, err
 	}
