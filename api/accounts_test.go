@@ -46,8 +46,8 @@ func TestBootstrapKeyCreatesProjectAgentAndIngestKey(t *testing.T) {
 	for _, e := range entries.Msg.Entries {
 		actions = append(actions, e.Action)
 	}
-	require.Equal(t, []string{"organization.create", "user.create", "api_key.create", "project.create", "agent.create", "api_key.create"}, actions)
-	last := entries.Msg.Entries[5]
+	require.Equal(t, []string{"organization.create", "alert_channel.create", "user.create", "api_key.create", "project.create", "agent.create", "api_key.create"}, actions)
+	last := entries.Msg.Entries[6]
 	require.Equal(t, k.Id, last.EntityId)
 	require.Equal(t, "api_key", last.EntityType)
 	require.Equal(t, b.org.APIKey.Id, last.Actor.ApiKeyId)
@@ -56,7 +56,7 @@ func TestBootstrapKeyCreatesProjectAgentAndIngestKey(t *testing.T) {
 	require.Contains(t, last.AfterJson, k.Id)
 	require.NotContains(t, last.AfterJson, key.Msg.Secret, "the ledger never holds a secret")
 	require.NotEmpty(t, last.RequestId)
-	require.Equal(t, entries.Msg.Entries[4].Hash, last.PreviousHash, "entries are chained")
+	require.Equal(t, entries.Msg.Entries[5].Hash, last.PreviousHash, "entries are chained")
 
 	byType, err := b.admin.audit.ListAuditEntries(ctx, connect.NewRequest(&v1.ListAuditEntriesRequest{EntityType: "api_key"}))
 	require.NoError(t, err)
@@ -68,7 +68,7 @@ func TestBootstrapKeyCreatesProjectAgentAndIngestKey(t *testing.T) {
 	for _, e := range evs.Msg.Events {
 		types = append(types, e.Type)
 	}
-	require.Equal(t, []string{"organization_created", "user_created", "api_key_created", "project_created", "agent_created", "api_key_created"}, types)
+	require.Equal(t, []string{"organization_created", "channel_created", "user_created", "api_key_created", "project_created", "agent_created", "api_key_created"}, types)
 
 	// Events about the agent include the key bound to it (related entities).
 	agentEvents, err := b.admin.timeline.ListEvents(ctx, connect.NewRequest(&v1.ListEventsRequest{

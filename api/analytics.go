@@ -333,7 +333,12 @@ func (s *analyticsService) WatchOverview(ctx context.Context, _ *connect.Request
 			}
 			continue
 		case <-due:
+			// Answer with the change in it: wait (a little) for the rollups to pass it.
+			changed := first
 			due, first = nil, time.Time{}
+			if err := s.waitRolled(ctx, org, changed); err != nil {
+				return err
+			}
 			if err := send(); err != nil {
 				return err
 			}
@@ -352,6 +357,26 @@ func (s *analyticsService) WatchOverview(ctx context.Context, _ *connect.Request
 			debounce.Reset(max(wait, 0))
 		}
 		due = debounce.C
+	}
+}
+
+// waitRolled waits until the organization's rollups hold every record committed before
+// t (the background roller gets there within about a second), or until watchMaxWait.
+func (s *analyticsService) waitRolled(ctx context.Context, org string, t time.Time) error {
+	deadline := time.Now().Add(watchMaxWait)
+	for {
+		asOf, err := s.analytics.AsOf(ctx, org)
+		if err != nil {
+			return analyticsError(err)
+		}
+		if (asOf != nil && !asOf.Before(t)) || time.Now().After(deadline) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/governor-hq/governor/db/dbsqlc"
 	v1 "github.com/governor-hq/governor/gen/governor/v1"
 	"github.com/governor-hq/governor/internal/actor"
+	"github.com/governor-hq/governor/internal/alerts"
 	"github.com/governor-hq/governor/internal/apikeys"
 	"github.com/governor-hq/governor/internal/authz"
 	"github.com/governor-hq/governor/internal/change"
@@ -62,6 +63,16 @@ func Bootstrap(ctx context.Context, pool *pgxpool.Pool, by string, in BootstrapI
 			Domain: events.DomainAccounts, Type: "organization_created", Entity: entity("organization", orgID),
 			Summary: "Organization " + o.Name + " created",
 		}); err != nil {
+			return err
+		}
+		// Every organization has its in-app channel from the start, so that reading the
+		// channels never has to make it.
+		inApp, err := alerts.InAppChannel(ctx, c.DB, orgID)
+		if err != nil {
+			return err
+		}
+		if err := c.Record(ctx, "alert_channel.create", nil, channelProto(inApp), channelEvent(inApp, "channel_created",
+			"Alert channel created: "+inApp.Name)); err != nil {
 			return err
 		}
 		u, err := c.Q.UserCreate(ctx, c.DB, dbsqlc.UserCreateParams{

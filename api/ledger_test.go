@@ -85,7 +85,7 @@ func TestAuditChainDetectsTampering(t *testing.T) {
 		{"edited entry", `UPDATE audit_entries SET after = jsonb_set(after, '{name}', '"nobody"') WHERE org_id = $1 AND seq = 4`, 4, "content does not match its hash"},
 		{"edited actor", `UPDATE audit_entries SET actor_user_id = 'usr_someoneelse' WHERE org_id = $1 AND seq = 2`, 2, "content does not match its hash"},
 		{"deleted entry", `DELETE FROM audit_entries WHERE org_id = $1 AND seq = 3`, 3, "entry missing"},
-		{"deleted newest entry", `DELETE FROM audit_entries WHERE org_id = $1 AND seq = 6`, 6, "missing"},
+		{"deleted newest entry", `DELETE FROM audit_entries WHERE org_id = $1 AND seq = 7`, 7, "missing"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -99,8 +99,9 @@ func TestAuditChainDetectsTampering(t *testing.T) {
 			before, err := b.admin.audit.VerifyAuditChain(ctx, connect.NewRequest(&v1.VerifyAuditChainRequest{}))
 			require.NoError(t, err)
 			require.True(t, before.Msg.Intact)
-			require.EqualValues(t, 6, before.Msg.EntriesChecked)
-			require.EqualValues(t, 6, before.Msg.HeadSequence)
+			// Bootstrap's four (organization, in-app channel, admin, key) and three projects.
+			require.EqualValues(t, 7, before.Msg.EntriesChecked)
+			require.EqualValues(t, 7, before.Msg.HeadSequence)
 
 			tamper(t, b, c.sql, b.org.Organization.Id)
 
@@ -131,7 +132,7 @@ func TestAuditChainUnderConcurrency(t *testing.T) {
 	v, err := audit.Verify(ctx, b.pool, b.org.Organization.Id)
 	require.NoError(t, err)
 	require.Nil(t, v.First)
-	require.EqualValues(t, 3+24, v.Checked)
+	require.EqualValues(t, 4+24, v.Checked)
 }
 
 func TestIdempotencyKeys(t *testing.T) {

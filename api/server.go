@@ -53,6 +53,10 @@ type Options struct {
 	Keyring *envelope.Keyring
 	// AlertEndpoints is where webhook and Slack channels may point.
 	AlertEndpoints alerts.EndpointPolicy
+	// AnalyticsRollEvery is how often this process rolls queued analytics records into the
+	// rollups (default analytics.DefaultRollEvery; negative: never, for tests that must
+	// see no background write).
+	AnalyticsRollEvery time.Duration
 	// AdmitTimeout and AdmitLockTimeout bound each admission batch and its wait for
 	// counter locks (defaults 5 s and 2 s).
 	AdmitTimeout     time.Duration
@@ -232,7 +236,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(net.Addr
 	var bg sync.WaitGroup
 	bg.Go(func() { s.hub.Run(bgCtx) })
 	bg.Go(func() { s.admitter.Run(bgCtx) })
-	bg.Go(func() { s.analytics.RunRoller(bgCtx, time.Second) })
+	if s.opts.AnalyticsRollEvery >= 0 {
+		bg.Go(func() { s.analytics.RunRoller(bgCtx, s.opts.AnalyticsRollEvery) })
+	}
 	if s.relay != nil {
 		bg.Go(func() { s.relay.Run(bgCtx) })
 	}

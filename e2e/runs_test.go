@@ -148,9 +148,16 @@ func TestScenario1CostControlLoop(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 55*dollar, chk.Msg.Checks[0].Used, "usage equals the cost records")
 	// Analytics shows $55 spent today, beside the budget it counts against.
+	// The answer says how fresh it is: once as_of passes the settlements, it has them all.
 	day := time.Now().UTC().Truncate(24 * time.Hour)
-	usage, err := analyticsClient(tn.stack, tn.org.Secret).QueryUsage(ctx, connect.NewRequest(&v1.QueryUsageRequest{StartTime: timestamppb.New(day)}))
-	require.NoError(t, err)
+	settledBy := time.Now()
+	var usage *connect.Response[v1.QueryUsageResponse]
+	eventually(t, patience, func() bool {
+		var err error
+		usage, err = analyticsClient(tn.stack, tn.org.Secret).QueryUsage(ctx, connect.NewRequest(&v1.QueryUsageRequest{StartTime: timestamppb.New(day)}))
+		require.NoError(t, err)
+		return usage.Msg.AsOf != nil && !usage.Msg.AsOf.AsTime().Before(settledBy)
+	}, "the rollups pass the settlements")
 	require.EqualValues(t, 55*dollar, usage.Msg.Total.CostMicros)
 	require.EqualValues(t, 4, usage.Msg.Total.RunsSucceeded)
 	require.EqualValues(t, 1, usage.Msg.Total.BlockedByLimit)
@@ -180,12 +187,17 @@ func TestScenario5APIKeyAttribution(t *testing.T) {
 			require.Equal(t, spend.kit.keyID, settled.ApiKeyId)
 		}
 	}
-	keys, err := tn.admin.keys.ListApiKeys(ctx, connect.NewRequest(&v1.ListApiKeysRequest{Kind: v1.ApiKeyKind_API_KEY_KIND_INGEST}))
-	require.NoError(t, err)
+	// Key spend comes from the analytics rollups, which follow settlements within about a
+	// second (reads never write, so they do not roll first).
 	spend := map[string]int64{}
-	for _, k := range keys.Msg.ApiKeys {
-		spend[k.Id] = k.SpendThisMonthMicros
-	}
+	eventually(t, patience, func() bool {
+		keys, err := tn.admin.keys.ListApiKeys(ctx, connect.NewRequest(&v1.ListApiKeysRequest{Kind: v1.ApiKeyKind_API_KEY_KIND_INGEST}))
+		require.NoError(t, err)
+		for _, k := range keys.Msg.ApiKeys {
+			spend[k.Id] = k.SpendThisMonthMicros
+		}
+		return spend[a.keyID] == 100*dollar && spend[b.keyID] == 50*dollar
+	}, "each key's spend this month")
 	require.EqualValues(t, 100*dollar, spend[a.keyID])
 	require.EqualValues(t, 50*dollar, spend[b.keyID])
 	one, err := tn.admin.keys.GetApiKey(ctx, connect.NewRequest(&v1.GetApiKeyRequest{Id: a.keyID}))

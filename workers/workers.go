@@ -16,6 +16,8 @@ import (
 	"github.com/governor-hq/governor/activities"
 	"github.com/governor-hq/governor/internal/alerts"
 	"github.com/governor-hq/governor/internal/analytics"
+	"github.com/governor-hq/governor/internal/audit"
+	"github.com/governor-hq/governor/internal/audit/checkpoint"
 	"github.com/governor-hq/governor/internal/incidents"
 	"github.com/governor-hq/governor/internal/outbox"
 	"github.com/governor-hq/governor/internal/retention"
@@ -44,6 +46,10 @@ type Deps struct {
 	AnomalySchedule workflows.AnomalyScheduleOptions
 	// SignalKeys verify the API's signatures on proposal decisions (GOVERNOR_SIGNAL_KEY).
 	SignalKeys signing.Keyring
+	// AuditSigner signs a checkpoint of every audit chain head that moved, every
+	// AuditCheckpointEvery (nil: none are signed).
+	AuditSigner          *checkpoint.Signer
+	AuditCheckpointEvery time.Duration
 }
 
 // Run registers Governor's search attributes (if missing), workflows and activities, and
@@ -76,7 +82,14 @@ func Run(ctx context.Context, d Deps) error {
 	bg.Go(func() { relay.Run(ctx) })
 	bg.Go(func() { housekeep(ctx, d.Pool, d.Log, d.Retention, d.HousekeepingEvery) })
 	// Workers roll analytics up too, so rollups stay current without an API process.
-	bg.Go(func() { analytics.New(d.Pool, d.Log).RunRoller(ctx, time.Second) })
+	bg.Go(func() { analytics.New(d.Pool, d.Log).RunRoller(ctx, 0) })
+	if d.AuditSigner != nil {
+		every := d.AuditCheckpointEvery
+		if every <= 0 {
+			every = time.Hour
+		}
+		bg.Go(func() { audit.CheckpointLoop(ctx, d.Pool, d.Log, *d.AuditSigner, every) })
+	}
 	<-ctx.Done()
 	bg.Wait()
 	w.Stop()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -10,6 +11,7 @@ import (
 	"github.com/governor-hq/governor/api"
 	"github.com/governor-hq/governor/db/dbsqlc"
 	"github.com/governor-hq/governor/internal/audit"
+	"github.com/governor-hq/governor/internal/audit/checkpoint"
 	"github.com/governor-hq/governor/internal/orgkeys"
 )
 
@@ -18,7 +20,8 @@ func adminCmd() *cobra.Command {
 		Use:   "admin",
 		Short: "Operator commands that work on the database directly",
 	}
-	cmd.AddCommand(bootstrapCmd(), createUserKeyCmd(), verifyAuditCmd(), generateKEKCmd(), rotateKEKCmd())
+	cmd.AddCommand(bootstrapCmd(), createUserKeyCmd(), verifyAuditCmd(), generateKEKCmd(), rotateKEKCmd(),
+		auditCheckpointCmd(), generateAuditKeyCmd(), auditPublicKeyCmd())
 	return cmd
 }
 
@@ -101,12 +104,37 @@ func createUserKeyCmd() *cobra.Command {
 }
 
 func verifyAuditCmd() *cobra.Command {
-	var orgID string
+	var orgID, checkpointFile, publicKey string
 	cmd := &cobra.Command{
-		Use:   "verify-audit",
+		Use:   "verify-audit [--checkpoint FILE [--public-key KEY]]",
 		Short: "Check every organization's audit hash chain (or one with --org) and report the first broken link",
-		Args:  cobra.NoArgs,
+		Long: `verify-audit recomputes every entry's hash and link in the database and reports the
+first break of each organization's chain.
+
+That alone cannot expose someone who rewrote a whole chain and recomputed every hash. With
+--checkpoint FILE (from governor admin audit-checkpoint, kept outside the database), it also
+checks each checkpoint's Ed25519 signature with the public key (--public-key, else the one of
+the configured GOVERNOR_AUDIT_SIGNING_KEY), and that the chain still holds the signed head:
+entries 1 to its sequence all present and linked, each hashing (computed here, not by the
+database's function) to its stored hash, the last one to the signed hash.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var cps []checkpoint.Checkpoint
+			var pub checkpoint.PublicKey
+			if checkpointFile != "" {
+				b, err := os.ReadFile(checkpointFile)
+				if err != nil {
+					return err
+				}
+				if cps, err = checkpoint.Unmarshal(b); err != nil {
+					return err
+				}
+				if pub, err = verifyingKey(cmd, publicKey); err != nil {
+					return err
+				}
+			} else if publicKey != "" {
+				return fmt.Errorf("--public-key needs --checkpoint FILE")
+			}
 			pool, err := openDB(cmd)
 			if err != nil {
 				return err
@@ -140,11 +168,179 @@ func verifyAuditCmd() *cobra.Command {
 			if broken > 0 {
 				return fmt.Errorf("%d of %d audit chains are broken", broken, len(orgs))
 			}
+			if len(cps) == 0 {
+				return nil
+			}
+			failed, checked := 0, 0
+			for _, cp := range cps {
+				if orgID != "" && cp.OrgID != orgID {
+					continue
+				}
+				checked++
+				if err := pub.Verify(cp); err != nil {
+					failed++
+					fmt.Fprintf(out, "%s  CHECKPOINT REFUSED at entry %d: %v\n", cp.OrgID, cp.Seq, err)
+					continue
+				}
+				v, err := audit.VerifyCheckpoint(cmd.Context(), pool, cp)
+				if err != nil {
+					return fmt.Errorf("organization %s: %w", cp.OrgID, err)
+				}
+				if v.First != nil {
+					failed++
+					fmt.Fprintf(out, "%s  DOES NOT MATCH CHECKPOINT at entry %d %s: %s (%d entries check out before it)\n",
+						cp.OrgID, v.First.Seq, v.First.EntryID, v.First.Reason, v.Checked)
+					continue
+				}
+				fmt.Fprintf(out, "%s  matches checkpoint: entry %d %s signed %s by key %s\n", cp.OrgID, cp.Seq, v.HeadHash,
+					cp.SignedAt.UTC().Format(time.RFC3339), cp.KeyID)
+			}
+			if failed > 0 {
+				return fmt.Errorf("%d of %d checkpoints do not hold", failed, checked)
+			}
+			if checked == 0 {
+				return fmt.Errorf("the checkpoint file has no checkpoint of the organizations checked")
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&orgID, "org", "", "only this organization")
+	cmd.Flags().StringVar(&checkpointFile, "checkpoint", "", "also check the chains against this checkpoint file (governor admin audit-checkpoint)")
+	cmd.Flags().StringVar(&publicKey, "public-key", "", "the key that signed the checkpoints (ed25519:…, from governor admin audit-public-key); default: the configured signing key's")
 	return cmd
+}
+
+// verifyingKey is the --public-key given, else the configured signing key's public key.
+func verifyingKey(cmd *cobra.Command, text string) (checkpoint.PublicKey, error) {
+	if text != "" {
+		return checkpoint.ParsePublicKey(text)
+	}
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return checkpoint.PublicKey{}, err
+	}
+	s, ok, err := loadAuditSigner(cfg)
+	if err != nil {
+		return checkpoint.PublicKey{}, err
+	}
+	if !ok {
+		return checkpoint.PublicKey{}, fmt.Errorf("give the checkpoints' public key with --public-key (or configure GOVERNOR_AUDIT_SIGNING_KEY / _FILE)")
+	}
+	return s.Public(), nil
+}
+
+func auditCheckpointCmd() *cobra.Command {
+	var out, orgID, keyID string
+	var sign bool
+	cmd := &cobra.Command{
+		Use:   "audit-checkpoint --out FILE",
+		Short: "Write each organization's latest signed audit checkpoint to FILE, to keep outside the database",
+		Long: `audit-checkpoint exports the newest checkpoint of each organization's audit chain (or one
+with --org), as the workers signed them (GOVERNOR_AUDIT_CHECKPOINT_INTERVAL), to FILE. Keep it
+where the database's owner cannot change it; governor admin verify-audit --checkpoint FILE
+checks the chains against it later. With --sign, the current heads are signed first with the
+configured GOVERNOR_AUDIT_SIGNING_KEY. Only checkpoints of the configured key (or --key-id)
+are exported, so that one public key verifies the whole file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			pool, err := openCurrent(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			s, ok, err := loadAuditSigner(cfg)
+			if err != nil {
+				return err
+			}
+			if ok && keyID == "" {
+				keyID = s.Public().ID()
+			}
+			if sign {
+				if !ok {
+					return fmt.Errorf("--sign needs GOVERNOR_AUDIT_SIGNING_KEY or GOVERNOR_AUDIT_SIGNING_KEY_FILE")
+				}
+				n, err := audit.SignHeads(cmd.Context(), pool, s, time.Now())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "signed %d new checkpoints with key %s\n", n, s.Public().ID())
+			}
+			cps, err := audit.LatestCheckpoints(cmd.Context(), pool, orgID, keyID)
+			if err != nil {
+				return err
+			}
+			if len(cps) == 0 {
+				return fmt.Errorf("no checkpoint has been signed yet (does a worker run with an audit signing key?)")
+			}
+			b, err := checkpoint.Marshal(cps)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(out, b, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %d checkpoints to %s\n", len(cps), out)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "the file to write (required)")
+	cmd.Flags().StringVar(&orgID, "org", "", "only this organization")
+	cmd.Flags().BoolVar(&sign, "sign", false, "sign the current chain heads first (needs the signing key)")
+	cmd.Flags().StringVar(&keyID, "key-id", "", "only checkpoints of this key (default: the configured signing key's, if any; else the newest of any key)")
+	_ = cmd.MarkFlagRequired("out")
+	return cmd
+}
+
+func generateAuditKeyCmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "generate-audit-key --out FILE",
+		Short: "Write a new audit signing key to FILE (mode 0600), unless FILE exists, and print its public key",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, made, err := ensureAuditKeyFile(out)
+			if err != nil {
+				return err
+			}
+			if made {
+				fmt.Fprintf(cmd.OutOrStdout(), "wrote a new audit signing key to %s\n", out)
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s exists and was kept\n", out)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "public key %s (key id %s)\n", s.Public(), s.Public().ID())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "the key file to write (required)")
+	_ = cmd.MarkFlagRequired("out")
+	return cmd
+}
+
+func auditPublicKeyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "audit-public-key",
+		Short: "Print the public key of the configured audit signing key (for verify-audit --public-key)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			s, ok, err := loadAuditSigner(cfg)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("no audit signing key: set GOVERNOR_AUDIT_SIGNING_KEY or GOVERNOR_AUDIT_SIGNING_KEY_FILE")
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), s.Public().String())
+			return nil
+		},
+	}
 }
 
 func generateKEKCmd() *cobra.Command {

@@ -212,7 +212,8 @@ func runDev(ctx context.Context, cfg config.Config) error {
 }
 
 // devSecurity gives `governor dev` what production must be given: a key-encryption key
-// (a key file in the data folder, made on first start and kept) and, so that receivers on
+// and an audit signing key (key files in the data folder, made on first start and kept)
+// and, so that receivers on
 // this machine work, an alert-channel allowlist of loopback and plain http — said out
 // loud, since production refuses both.
 func devSecurity(cfg *config.Config, log *slog.Logger) (*envelope.Keyring, error) {
@@ -231,6 +232,19 @@ func devSecurity(cfg *config.Config, log *slog.Logger) (*envelope.Keyring, error
 		} else {
 			log.Info("using governor dev's key-encryption key", "file", cfg.KEKFile, "kek_id", k.ID())
 		}
+	}
+	if cfg.AuditSigningKey == "" && cfg.AuditSigningKeyFile == "" {
+		dataDir, err := filepath.Abs(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		cfg.AuditSigningKeyFile = filepath.Join(dataDir, "audit-signing-key")
+		s, made, err := ensureAuditKeyFile(cfg.AuditSigningKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("dev audit signing key: %w", err)
+		}
+		log.Info("governor dev signs audit checkpoints with its own key (governor admin audit-public-key prints it)",
+			"file", cfg.AuditSigningKeyFile, "made", made, "public_key", s.Public().String())
 	}
 	if len(cfg.AlertAllowCIDRs) == 0 {
 		cfg.AlertAllowCIDRs = devLoopback

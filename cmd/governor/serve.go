@@ -15,6 +15,7 @@ import (
 	"github.com/governor-hq/governor/api"
 	"github.com/governor-hq/governor/db"
 	"github.com/governor-hq/governor/internal/alerts"
+	"github.com/governor-hq/governor/internal/audit/checkpoint"
 	"github.com/governor-hq/governor/internal/config"
 	"github.com/governor-hq/governor/internal/envelope"
 	"github.com/governor-hq/governor/internal/retention"
@@ -176,7 +177,19 @@ func runWorker(ctx context.Context, cfg config.Config, kr *envelope.Keyring, poo
 		return err
 	}
 	defer c.Close()
+	signer, ok, err := loadAuditSigner(cfg)
+	if err != nil {
+		return err
+	}
+	var audit *checkpoint.Signer
+	if ok {
+		audit = &signer
+	} else {
+		log.Warn("no audit signing key (GOVERNOR_AUDIT_SIGNING_KEY or GOVERNOR_AUDIT_SIGNING_KEY_FILE): this worker signs no audit checkpoints, " +
+			"so a rewrite of a whole audit chain would go unnoticed")
+	}
 	return workers.Run(ctx, workers.Deps{Client: c, Pool: pool, Log: log, TaskQueue: cfg.TaskQueue, Namespace: cfg.TemporalNamespace,
+		AuditSigner: audit, AuditCheckpointEvery: cfg.AuditCheckpointEvery,
 		Alerts: alerts.DeliverOptions{Endpoints: alertEndpoints(cfg), Keyring: kr,
 			SMTP: alerts.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword}},
 		AnomalySchedule:   workflows.AnomalyScheduleOptions{Cron: cfg.AnomalySchedule, Catchup: cfg.AnomalyCatchup},

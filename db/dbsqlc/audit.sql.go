@@ -78,6 +78,86 @@ func (q *Queries) AuditAppend(ctx context.Context, db DBTX, arg AuditAppendParam
 	return i, err
 }
 
+const auditChainRead = `-- name: AuditChainRead :many
+SELECT seq, id, created_at, actor_kind, actor_api_key_id, actor_user_id, actor_system, action,
+       entity_type, entity_id, coalesce(before::text, '')::text AS before_text,
+       coalesce(after::text, '')::text AS after_text,
+       request_id, prev_hash, hash
+FROM audit_entries
+WHERE org_id = $1 AND seq > $2 AND seq <= $3
+ORDER BY seq
+LIMIT $4
+`
+
+type AuditChainReadParams struct {
+	OrgID      string
+	AfterSeq   int64
+	ThroughSeq int64
+	Max        int32
+}
+
+type AuditChainReadRow struct {
+	Seq           int64
+	ID            string
+	CreatedAt     time.Time
+	ActorKind     string
+	ActorApiKeyID string
+	ActorUserID   string
+	ActorSystem   string
+	Action        string
+	EntityType    string
+	EntityID      string
+	BeforeText    string
+	AfterText     string
+	RequestID     string
+	PrevHash      []byte
+	Hash          []byte
+}
+
+// A page of the chain as stored, jsonb in its text form (” for NULL, as the hash takes it),
+// for a verifier that hashes in Go
+// (internal/audit/entryhash) instead of trusting the database's audit_entry_hash.
+func (q *Queries) AuditChainRead(ctx context.Context, db DBTX, arg AuditChainReadParams) ([]AuditChainReadRow, error) {
+	rows, err := db.Query(ctx, auditChainRead,
+		arg.OrgID,
+		arg.AfterSeq,
+		arg.ThroughSeq,
+		arg.Max,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AuditChainReadRow{}
+	for rows.Next() {
+		var i AuditChainReadRow
+		if err := rows.Scan(
+			&i.Seq,
+			&i.ID,
+			&i.CreatedAt,
+			&i.ActorKind,
+			&i.ActorApiKeyID,
+			&i.ActorUserID,
+			&i.ActorSystem,
+			&i.Action,
+			&i.EntityType,
+			&i.EntityID,
+			&i.BeforeText,
+			&i.AfterText,
+			&i.RequestID,
+			&i.PrevHash,
+			&i.Hash,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const auditChainScan = `-- name: AuditChainScan :many
 SELECT seq, id, prev_hash, hash,
        audit_entry_hash(prev_hash, org_id, seq, id, created_at, actor_kind, actor_api_key_id,
@@ -119,6 +199,75 @@ func (q *Queries) AuditChainScan(ctx context.Context, db DBTX, arg AuditChainSca
 			&i.PrevHash,
 			&i.Hash,
 			&i.ComputedHash,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const auditCheckpointAdd = `-- name: AuditCheckpointAdd :exec
+INSERT INTO audit_checkpoints (org_id, seq, hash, signed_at, key_id, signature)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT DO NOTHING
+`
+
+type AuditCheckpointAddParams struct {
+	OrgID     string
+	Seq       int64
+	Hash      []byte
+	SignedAt  time.Time
+	KeyID     string
+	Signature []byte
+}
+
+func (q *Queries) AuditCheckpointAdd(ctx context.Context, db DBTX, arg AuditCheckpointAddParams) error {
+	_, err := db.Exec(ctx, auditCheckpointAdd,
+		arg.OrgID,
+		arg.Seq,
+		arg.Hash,
+		arg.SignedAt,
+		arg.KeyID,
+		arg.Signature,
+	)
+	return err
+}
+
+const auditCheckpointsLatest = `-- name: AuditCheckpointsLatest :many
+SELECT DISTINCT ON (org_id) org_id, seq, hash, signed_at, key_id, signature
+FROM audit_checkpoints
+WHERE ($1::text = '' OR org_id = $1)
+  AND ($2::text = '' OR key_id = $2)
+ORDER BY org_id, seq DESC, signed_at DESC
+`
+
+type AuditCheckpointsLatestParams struct {
+	OrgID string
+	KeyID string
+}
+
+// Each organization's newest checkpoint (or one organization's), signed with one key (or
+// any).
+func (q *Queries) AuditCheckpointsLatest(ctx context.Context, db DBTX, arg AuditCheckpointsLatestParams) ([]AuditCheckpoint, error) {
+	rows, err := db.Query(ctx, auditCheckpointsLatest, arg.OrgID, arg.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AuditCheckpoint{}
+	for rows.Next() {
+		var i AuditCheckpoint
+		if err := rows.Scan(
+			&i.OrgID,
+			&i.Seq,
+			&i.Hash,
+			&i.SignedAt,
+			&i.KeyID,
+			&i.Signature,
 		); err != nil {
 			return nil, err
 		}
@@ -302,4 +451,40 @@ ON CONFLICT (org_id) DO NOTHING
 func (q *Queries) AuditHeadInit(ctx context.Context, db DBTX, orgID string) error {
 	_, err := db.Exec(ctx, auditHeadInit, orgID)
 	return err
+}
+
+const auditHeadsUnsigned = `-- name: AuditHeadsUnsigned :many
+SELECT h.org_id, h.last_seq, h.last_hash
+FROM audit_heads h
+WHERE h.last_seq > 0
+  AND NOT EXISTS (SELECT 1 FROM audit_checkpoints c
+                  WHERE c.org_id = h.org_id AND c.seq = h.last_seq AND c.key_id = $1)
+ORDER BY h.org_id
+LIMIT $2
+`
+
+type AuditHeadsUnsignedParams struct {
+	KeyID string
+	Max   int32
+}
+
+// Chain heads that have moved since the last checkpoint signed with the key.
+func (q *Queries) AuditHeadsUnsigned(ctx context.Context, db DBTX, arg AuditHeadsUnsignedParams) ([]AuditHead, error) {
+	rows, err := db.Query(ctx, auditHeadsUnsigned, arg.KeyID, arg.Max)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AuditHead{}
+	for rows.Next() {
+		var i AuditHead
+		if err := rows.Scan(&i.OrgID, &i.LastSeq, &i.LastHash); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

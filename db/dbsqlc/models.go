@@ -299,6 +299,15 @@ type ApiKeyRateWindow struct {
 	PrevCount   int32
 }
 
+type AuditCheckpoint struct {
+	OrgID     string
+	Seq       int64
+	Hash      []byte
+	SignedAt  time.Time
+	KeyID     string
+	Signature []byte
+}
+
 type AuditEntry struct {
 	OrgID         string
 	Seq           int64

@@ -70,3 +70,40 @@ FROM audit_entries
 WHERE org_id = @org_id AND seq > @after_seq
 ORDER BY seq
 LIMIT @max;
+
+-- name: AuditChainRead :many
+-- A page of the chain as stored, jsonb in its text form ('' for NULL, as the hash takes it),
+-- for a verifier that hashes in Go
+-- (internal/audit/entryhash) instead of trusting the database's audit_entry_hash.
+SELECT seq, id, created_at, actor_kind, actor_api_key_id, actor_user_id, actor_system, action,
+       entity_type, entity_id, coalesce(before::text, '')::text AS before_text,
+       coalesce(after::text, '')::text AS after_text,
+       request_id, prev_hash, hash
+FROM audit_entries
+WHERE org_id = @org_id AND seq > @after_seq AND seq <= @through_seq
+ORDER BY seq
+LIMIT @max;
+
+-- name: AuditHeadsUnsigned :many
+-- Chain heads that have moved since the last checkpoint signed with the key.
+SELECT h.org_id, h.last_seq, h.last_hash
+FROM audit_heads h
+WHERE h.last_seq > 0
+  AND NOT EXISTS (SELECT 1 FROM audit_checkpoints c
+                  WHERE c.org_id = h.org_id AND c.seq = h.last_seq AND c.key_id = @key_id)
+ORDER BY h.org_id
+LIMIT @max;
+
+-- name: AuditCheckpointAdd :exec
+INSERT INTO audit_checkpoints (org_id, seq, hash, signed_at, key_id, signature)
+VALUES (@org_id, @seq, @hash, @signed_at, @key_id, @signature)
+ON CONFLICT DO NOTHING;
+
+-- name: AuditCheckpointsLatest :many
+-- Each organization's newest checkpoint (or one organization's), signed with one key (or
+-- any).
+SELECT DISTINCT ON (org_id) *
+FROM audit_checkpoints
+WHERE (@org_id::text = '' OR org_id = @org_id)
+  AND (@key_id::text = '' OR key_id = @key_id)
+ORDER BY org_id, seq DESC, signed_at DESC;

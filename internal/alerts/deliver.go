@@ -24,6 +24,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/governor-hq/governor/db/dbsqlc"
+	"github.com/governor-hq/governor/internal/actor"
+	"github.com/governor-hq/governor/internal/change"
 	"github.com/governor-hq/governor/internal/envelope"
 	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/netguard"
@@ -425,7 +427,7 @@ func (d *Deliverer) finish(ctx context.Context, p prepared, o outcome) (AttemptR
 			}
 		}
 		if ch.Enabled && ch.FailingSince != nil && now.Sub(*ch.FailingSince) >= ms(ch.DisableAfterMs) {
-			if err := disable(ctx, tx, ch, now); err != nil {
+			if err := disable(ctx, tx, ch, now, deliveryActor(del)); err != nil {
 				return err
 			}
 			giveUp = "the channel was disabled after failing since " + ch.FailingSince.UTC().Format(time.RFC3339) + ": " + o.err
@@ -476,17 +478,28 @@ func gaveUpEvent(ctx context.Context, tx pgx.Tx, a dbsqlc.Alert, ch dbsqlc.Alert
 	return err
 }
 
+// deliveryActor is who acts when a delivery changes something: its workflow.
+func deliveryActor(del dbsqlc.AlertDelivery) actor.Actor {
+	if del.WorkflowID == "" {
+		return actor.System("worker:alert delivery " + del.ID)
+	}
+	return actor.System("workflow:" + del.WorkflowID)
+}
+
 // disable turns off a channel that has failed for too long and raises an in-app alert
-// saying so.
-func disable(ctx context.Context, tx pgx.Tx, ch dbsqlc.AlertChannel, now time.Time) error {
+// saying so. Turning a channel off changes where alerts go, so it is on the ledger, with
+// the delivery workflow that found the channel failing as the actor.
+func disable(ctx context.Context, tx pgx.Tx, ch dbsqlc.AlertChannel, now time.Time, by actor.Actor) error {
 	since := deref(ch.FailingSince)
 	reason := fmt.Sprintf("every delivery failed since %s", since.UTC().Format(time.RFC3339))
+	before := channelState(ch)
 	ch, err := dbsqlc.New().ChannelSetEnabled(ctx, tx, dbsqlc.ChannelSetEnabledParams{ID: ch.ID, Enabled: false, Reason: reason})
 	if err != nil {
 		return err
 	}
-	if _, err := events.Emit(ctx, tx, events.Event{
-		OrgID: ch.OrgID, Domain: events.DomainAlerts, Type: "channel_disabled", Entity: events.Ref{Type: "channel", ID: ch.ID}, Actor: Actor,
+	c := change.On(tx, change.Scope{OrgID: ch.OrgID, Actor: by})
+	if err := c.Record(ctx, "alert_channel.disable", before, channelState(ch), events.Event{
+		Domain: events.DomainAlerts, Type: "channel_disabled", Entity: events.Ref{Type: "channel", ID: ch.ID},
 		Summary: fmt.Sprintf("Channel %s (%s) disabled: %s", ch.Name, ch.Type, reason),
 	}); err != nil {
 		return err
@@ -638,3 +651,10 @@ const (
 	// ClassChannelDisabled: no attempt was made, the channel was disabled or deleted.
 	ClassChannelDisabled = "channel_disabled"
 )
+
+// channelState is what the ledger keeps of a channel that the system turned off: no
+// credentials, only what changed and what identifies it.
+func channelState(ch dbsqlc.AlertChannel) map[string]any {
+	return map[string]any{"id": ch.ID, "name": ch.Name, "type": ch.Type, "enabled": ch.Enabled,
+		"disabled_reason": ch.DisabledReason, "failing_since": ch.FailingSince}
+}

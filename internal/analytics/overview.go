@@ -118,12 +118,13 @@ func (s *Service) GetOverview(ctx context.Context, org string) (Overview, error)
 	day, _ := limits.WindowStart(limits.WindowDay, now, loc)
 	month, _ := limits.WindowStart(limits.WindowMonth, now, loc)
 	o.TodayStart, o.MonthStart = day.UTC(), month.UTC()
-	if o.AsOf, err = s.catchUp(ctx, org, false); err != nil {
+	// From the rollups as they stand (a read writes nothing); AsOf says how fresh.
+	if o.AsOf, err = s.catchUp(ctx, org, true); err != nil {
 		return o, err
 	}
 	end := now.Add(bucket.Quarter) // everything recorded so far
 	query := func(start time.Time, by []usage.Dim, in map[usage.Dim][]string) (Answer, error) {
-		return s.QueryUsage(ctx, Query{OrgID: org, Start: start, End: end, GroupBy: by, Include: in, NoCatchUp: true, TopN: 10})
+		return s.QueryUsage(ctx, Query{OrgID: org, Start: start, End: end, GroupBy: by, Include: in, TopN: 10})
 	}
 	today, err := query(day, nil, nil)
 	if err != nil {
@@ -162,11 +163,11 @@ func (s *Service) GetOverview(ctx context.Context, org string) (Overview, error)
 	}
 	if len(projects) > 0 {
 		in := map[usage.Dim][]string{usage.Project: projects}
-		pt, err := s.QueryUsage(ctx, Query{OrgID: org, Start: day, End: end, GroupBy: []usage.Dim{usage.Project}, Include: in, NoCatchUp: true, TopN: MaxTopN})
+		pt, err := s.QueryUsage(ctx, Query{OrgID: org, Start: day, End: end, GroupBy: []usage.Dim{usage.Project}, Include: in, TopN: MaxTopN})
 		if err != nil {
 			return o, err
 		}
-		pm, err := s.QueryUsage(ctx, Query{OrgID: org, Start: month, End: end, GroupBy: []usage.Dim{usage.Project}, Include: in, NoCatchUp: true, TopN: MaxTopN})
+		pm, err := s.QueryUsage(ctx, Query{OrgID: org, Start: month, End: end, GroupBy: []usage.Dim{usage.Project}, Include: in, TopN: MaxTopN})
 		if err != nil {
 			return o, err
 		}

@@ -34,8 +34,11 @@ type Query struct {
 	OrderBy usage.Metric
 	// Latency asks for latency sketches (percentiles), which cost more to read.
 	Latency bool
-	// CatchUp rolls what is queued first (up to a bound), so the answer is current.
-	NoCatchUp bool
+	// CatchUp rolls what is queued first (up to a bound), so the answer includes every
+	// record committed before the call. The API's reads do not (a read writes nothing);
+	// they answer from the rollups as the background roller keeps them, about a second
+	// behind, and say so in AsOf.
+	CatchUp bool
 }
 
 // Bounds of a query.
@@ -86,10 +89,30 @@ func (s *Service) location(ctx context.Context, org, zone string) (*time.Locatio
 	return loc, zone, nil
 }
 
+// AsOf says how fresh the organization's rollups are: every record committed before it is
+// in them (nil while they are rebuilt). It writes nothing.
+func (s *Service) AsOf(ctx context.Context, org string) (*time.Time, error) {
+	return s.catchUp(ctx, org, true)
+}
+
 // catchUp rolls what is queued for org (when there is not too much) and says how fresh
 // the rollups are: every record committed before the time returned is in them.
 func (s *Service) catchUp(ctx context.Context, org string, skip bool) (*time.Time, error) {
 	q := dbsqlc.New()
+	if skip {
+		// Nothing queued: every record committed before now is in the rollups.
+		now := time.Now()
+		n, err := q.AnalyticsPendingCount(ctx, s.pool, dbsqlc.AnalyticsPendingCountParams{OrgID: org, Max: 1})
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			if st, err := q.AnalyticsSettingsGet(ctx, s.pool, org); err == nil && st.RolledThrough == nil {
+				return nil, nil // being rebuilt
+			}
+			return &now, nil
+		}
+	}
 	if !skip {
 		n, err := q.AnalyticsPendingCount(ctx, s.pool, dbsqlc.AnalyticsPendingCountParams{OrgID: org, Max: catchUpMax + 1})
 		if err != nil {
@@ -268,7 +291,7 @@ func (s *Service) QueryUsage(ctx context.Context, qu Query) (Answer, error) {
 	}
 	cube := usage.Pick(need)
 	ans = Answer{Range: r, Zone: zone, Buckets: bs, GroupBy: qu.GroupBy, Cube: cube.Name, OtherOf: map[usage.Dim]int{}}
-	if ans.AsOf, err = s.catchUp(ctx, qu.OrgID, qu.NoCatchUp); err != nil {
+	if ans.AsOf, err = s.catchUp(ctx, qu.OrgID, !qu.CatchUp); err != nil {
 		return ans, err
 	}
 	p := dbsqlc.AnalyticsQueryParams{OrgID: qu.OrgID, Cube: cube.ID, WithLatency: qu.Latency}

@@ -123,12 +123,17 @@ func (s *Service) Roll(ctx context.Context, org string, max int, wait bool) (Rol
 	return out, err
 }
 
+// DefaultRollEvery is how often a roller looks for queued records: reads answer from the
+// rollups (a read writes nothing), so this is how far behind they usually are. A look at
+// an empty queue is one indexed query.
+const DefaultRollEvery = 250 * time.Millisecond
+
 // RunRoller keeps every organization's rollups current until ctx ends: it rolls what is
 // queued, then looks again after `every`. Any number of processes may run it (each
 // organization is rolled by one at a time).
 func (s *Service) RunRoller(ctx context.Context, every time.Duration) {
 	if every <= 0 {
-		every = time.Second
+		every = DefaultRollEvery
 	}
 	t := time.NewTimer(0)
 	defer t.Stop()

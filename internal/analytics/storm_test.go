@@ -311,7 +311,7 @@ func TestRollupsEqualRawAfterConcurrentStorm(t *testing.T) {
 	require.Zero(t, negative, "no rollup row is negative")
 
 	// The query agrees, in the org's :30 zone by day and grouped three ways.
-	ans, err := f.svc.QueryUsage(ctx, analytics.Query{OrgID: f.org, Start: time.Now().Add(-10 * 24 * time.Hour), End: time.Now().Add(time.Hour),
+	ans, err := f.svc.QueryUsage(ctx, analytics.Query{OrgID: f.org, CatchUp: true, Start: time.Now().Add(-10 * 24 * time.Hour), End: time.Now().Add(time.Hour),
 		Granularity: bucket.Day, GroupBy: []usage.Dim{usage.Agent, usage.Model, usage.RunStatus}, TopN: 2, Latency: true})
 	require.NoError(t, err)
 	require.Equal(t, raw, measuresMap(ans.Result.Total))

@@ -18,6 +18,7 @@ import (
 	"github.com/governor-hq/governor/db/dbsqlc"
 	"github.com/governor-hq/governor/internal/actor"
 	"github.com/governor-hq/governor/internal/alerts"
+	"github.com/governor-hq/governor/internal/change"
 	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/ids"
 	"github.com/governor-hq/governor/internal/incidents"
@@ -450,9 +451,9 @@ func (d *Detector) recordSpike(ctx context.Context, tx pgx.Tx, req Request, runI
 	if entityType == "organization" || entityType == "model" {
 		related = nil
 	}
-	if _, err := events.Emit(ctx, tx, events.Event{
-		OrgID: req.OrgID, Domain: events.DomainAnomalies, Type: "anomaly_detected", Entity: events.Ref{Type: "anomaly", ID: a.ID},
-		Related: related, CorrelationID: a.ID, Actor: by, Summary: fmt.Sprintf("Anomaly (%s, %s): %s", a.Severity, a.Method, title),
+	if err := change.On(tx, change.Scope{OrgID: req.OrgID, Actor: by}).Record(ctx, "anomaly.detect", nil, anomalyState(a), events.Event{
+		Domain: events.DomainAnomalies, Type: "anomaly_detected", Entity: events.Ref{Type: "anomaly", ID: a.ID},
+		Related: related, CorrelationID: a.ID, Summary: fmt.Sprintf("Anomaly (%s, %s): %s", a.Severity, a.Method, title),
 		Data: map[string]any{"type": a.Type, "metric": a.Metric, "method": a.Method, "severity": a.Severity, "score": a.Score,
 			"confidence": a.Confidence, "entity_type": entityType, "entity_id": entityID, "day": dayName},
 	}); err != nil {
@@ -581,9 +582,9 @@ func (d *Detector) recordBreach(ctx context.Context, tx pgx.Tx, req Request, run
 	if entityType != limits.ScopeOrganization {
 		related = append(related, events.Ref{Type: entityType, ID: entityID})
 	}
-	if _, err := events.Emit(ctx, tx, events.Event{
-		OrgID: req.OrgID, Domain: events.DomainAnomalies, Type: "anomaly_detected", Entity: events.Ref{Type: "anomaly", ID: a.ID},
-		Related: related, CorrelationID: a.ID, Actor: by, Summary: "Anomaly (BUDGET_EXCEEDED, " + sev + "): " + title,
+	if err := change.On(tx, change.Scope{OrgID: req.OrgID, Actor: by}).Record(ctx, "anomaly.detect", nil, anomalyState(a), events.Event{
+		Domain: events.DomainAnomalies, Type: "anomaly_detected", Entity: events.Ref{Type: "anomaly", ID: a.ID},
+		Related: related, CorrelationID: a.ID, Summary: "Anomaly (BUDGET_EXCEEDED, " + sev + "): " + title,
 		Data: map[string]any{"type": a.Type, "limit_id": b.LimitID, "used": b.Used, "amount": b.Amount, "window_start": b.WindowStart},
 	}); err != nil {
 		return true, false, false, err
@@ -658,3 +659,11 @@ func clip(s string, n int) string {
 
 // MetricNames lists the metrics a config may name.
 func ValidMetric(m string) bool { return slices.Contains(AllMetrics, m) }
+
+// anomalyState is what the ledger keeps of an anomaly the system recorded: what was found,
+// against what, for which entity and day.
+func anomalyState(a dbsqlc.Anomaly) map[string]any {
+	return map[string]any{"id": a.ID, "type": a.Type, "entity_type": a.EntityType, "entity_id": a.EntityID, "metric": a.Metric,
+		"method": a.Method, "severity": a.Severity, "day": a.WindowStart, "baseline": a.Baseline, "observed": a.Observed,
+		"deviation": a.Deviation, "score": a.Score, "confidence": a.Confidence, "limit_id": a.LimitID}
+}

@@ -93,6 +93,12 @@ type Config struct {
 
 	// Secrets and the Temporal connection's security (security.go).
 	Security
+	// AuditSigningKey is the Ed25519 private key (base64 of its 32-byte seed) that signs
+	// audit checkpoints, from GOVERNOR_AUDIT_SIGNING_KEY, or AuditSigningKeyFile the file
+	// holding it; AuditCheckpointEvery how often a worker signs the chain heads.
+	AuditSigningKey      string
+	AuditSigningKeyFile  string
+	AuditCheckpointEvery time.Duration
 }
 
 // Setting documents one configuration variable.
@@ -334,6 +340,15 @@ var settings = []Setting{
 			c.TemporalUIURL = strings.TrimRight(v, "/")
 			return nil
 		}},
+	{Env: "GOVERNOR_AUDIT_SIGNING_KEY", Flag: "", Default: "",
+		Help:  "Ed25519 private key that signs the audit ledger's checkpoints: base64 of a 32-byte seed (`governor admin generate-audit-key --out F` makes one). Environment only, never a flag; or GOVERNOR_AUDIT_SIGNING_KEY_FILE. Keep it out of the database and its backups. A worker without one signs no checkpoints (and says so).",
+		apply: str(func(c *Config) *string { return &c.AuditSigningKey })},
+	{Env: "GOVERNOR_AUDIT_SIGNING_KEY_FILE", Flag: "audit-signing-key-file", Default: "",
+		Help:  "File holding the audit signing key, instead of GOVERNOR_AUDIT_SIGNING_KEY. `governor dev` makes <data dir>/audit-signing-key on first start.",
+		apply: str(func(c *Config) *string { return &c.AuditSigningKeyFile })},
+	{Env: "GOVERNOR_AUDIT_CHECKPOINT_INTERVAL", Flag: "audit-checkpoint-interval", Default: "1h",
+		Help:  "How often a worker signs a checkpoint of every audit chain head that moved (and once at start).",
+		apply: dur(func(c *Config) *time.Duration { return &c.AuditCheckpointEvery })},
 }
 
 func init() { settings = append(settings, securitySettings...) }
@@ -384,6 +399,9 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 		problems = append(problems, "GOVERNOR_KEK and GOVERNOR_KEK_FILE / --kek-file: set one, not both")
 	}
 	problems = append(problems, c.Security.resolve()...)
+	if c.AuditSigningKey != "" && c.AuditSigningKeyFile != "" {
+		problems = append(problems, "GOVERNOR_AUDIT_SIGNING_KEY and GOVERNOR_AUDIT_SIGNING_KEY_FILE / --audit-signing-key-file: set one, not both")
+	}
 	if len(problems) > 0 {
 		return c, fmt.Errorf("configuration: %s", strings.Join(problems, "; "))
 	}

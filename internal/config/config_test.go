@@ -52,12 +52,12 @@ func TestSecretsHaveNoFlag(t *testing.T) {
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	Register(fs)
-	for _, f := range []string{"smtp-password", "kek"} {
+	for _, f := range []string{"smtp-password", "kek", "audit-signing-key"} {
 		require.Nil(t, fs.Lookup(f), "--%s must not exist", f)
 		require.Error(t, fs.Parse([]string{"--" + f, "hunter2"}))
 	}
 	for _, s := range Settings() {
-		if s.Env == "GOVERNOR_SMTP_PASSWORD" || s.Env == "GOVERNOR_KEK" {
+		if s.Env == "GOVERNOR_SMTP_PASSWORD" || s.Env == "GOVERNOR_KEK" || s.Env == "GOVERNOR_AUDIT_SIGNING_KEY" {
 			require.Empty(t, s.Flag, s.Env)
 		}
 	}

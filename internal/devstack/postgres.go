@@ -239,3 +239,10 @@ func ensureDatabase(ctx context.Context, adminURL, db string) error {
 }
 
 func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// PrivatePostgres starts (creating it first if needed) a private cluster in dataDir with
+// database db, whatever else runs on the machine: for tests that must be alone on their
+// server, e.g. to count the transaction ids it assigns. Stop it when done.
+func PrivatePostgres(ctx context.Context, dataDir, db string, logf Logf) (*Postgres, error) {
+	return ensurePrivateCluster(ctx, PostgresOptions{Database: db, DataDir: dataDir, Logf: logf})
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/governor-hq/governor/db/dbsqlc"
 	"github.com/governor-hq/governor/internal/actor"
 	"github.com/governor-hq/governor/internal/alerts"
+	"github.com/governor-hq/governor/internal/change"
 	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/ids"
 	"github.com/governor-hq/governor/internal/lifecycle"
@@ -198,6 +199,19 @@ func Record(ctx context.Context, tx pgx.Tx, o Occurrence, by actor.Actor) (Recor
 			Summary: fmt.Sprintf("Incident %s occurred again (%d occurrences)", inc.ID, inc.Occurrences),
 			Data:    map[string]any{"occurrences": inc.Occurrences, "severity": inc.Severity, "details": o.Data},
 		})
+	}
+	if err != nil {
+		return out, err
+	}
+	// Opening an incident and raising its severity are governance changes the system
+	// makes (they set off proposals and alerts): on the ledger, in this transaction.
+	// Further occurrences only count; they are events, not changes.
+	c := change.On(tx, change.Scope{OrgID: o.OrgID, Actor: by})
+	switch {
+	case out.Opened:
+		err = c.Audit(ctx, "incident.open", "incident", inc.ID, nil, IncidentView(inc, ""))
+	case out.Escalated:
+		err = c.Audit(ctx, "incident.escalate", "incident", inc.ID, map[string]any{"severity": out.Previous}, IncidentView(inc, ""))
 	}
 	if err != nil {
 		return out, err

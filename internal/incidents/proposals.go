@@ -521,7 +521,7 @@ func closeOrRemind(ctx context.Context, pool *pgxpool.Pool, proposalID, by strin
 			out.Reminded = true
 			ev.Type = "proposal_reminder"
 			ev.Summary = "Policy proposal " + p.ID + " is still waiting for a decision (expires " + p.ExpiresAt.UTC().Format(time.RFC3339) + ")"
-			if _, err = c.Emit(ctx, ev); err != nil {
+			if err = c.Record(ctx, "policy_proposal.remind", nil, map[string]any{"reminded": true, "expires_at": p.ExpiresAt}, ev); err != nil {
 				return err
 			}
 			return pendingAlert(ctx, c, p, inc, "reminder")

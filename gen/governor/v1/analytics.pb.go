@@ -1132,8 +1132,9 @@ type QueryUsageResponse struct {
 	Series []*UsageMetrics `protobuf:"bytes,6,rep,name=series,proto3" json:"series,omitempty"`
 	Groups []*UsageGroup   `protobuf:"bytes,7,rep,name=groups,proto3" json:"groups,omitempty"`
 	Others []*OtherCount   `protobuf:"bytes,8,rep,name=others,proto3" json:"others,omitempty"`
-	// Every record committed before this time is counted. Unset while rollups are being
-	// rebuilt.
+	// Every record committed before this time is counted (answers come from the rollups as
+	// the background rollers keep them, usually well under a second behind; a read never
+	// writes). Unset while rollups are being rebuilt.
 	AsOf *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
 	// The organization's limits, when the query is not grouped.
 	Limits []*LimitStanding `protobuf:"bytes,10,rep,name=limits,proto3" json:"limits,omitempty"`

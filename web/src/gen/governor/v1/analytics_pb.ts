@@ -584,8 +584,9 @@ export type QueryUsageResponse = Message<"governor.v1.QueryUsageResponse"> & {
   others: OtherCount[];
 
   /**
-   * Every record committed before this time is counted. Unset while rollups are being
-   * rebuilt.
+   * Every record committed before this time is counted (answers come from the rollups as
+   * the background rollers keep them, usually well under a second behind; a read never
+   * writes). Unset while rollups are being rebuilt.
    *
    * @generated from field: google.protobuf.Timestamp as_of = 9;
    */
