@@ -322,7 +322,7 @@ func fillExportQuery(m *v1.ExportRequest, q url.Values) error {
 		switch k {
 		case "start_time", "end_time", "excel":
 			if err := setField(mr, k, vals); err != nil {
-				return err
+				return invalidField(k, "export.query", "%v", err)
 			}
 			continue
 		}
