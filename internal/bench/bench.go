@@ -21,6 +21,7 @@ import (
 	"github.com/governor-hq/governor/db/dbsqlc"
 	"github.com/governor-hq/governor/internal/authz"
 	"github.com/governor-hq/governor/internal/ids"
+	"github.com/governor-hq/governor/internal/money"
 	"github.com/governor-hq/governor/internal/runs"
 )
 
@@ -123,14 +124,14 @@ func setupFixture(ctx context.Context, pool *pgxpool.Pool, agents int, perAgentL
 		f.agents = append(f.agents, a.ID)
 		if perAgentLimit {
 			if _, err := q.LimitCreate(ctx, pool, dbsqlc.LimitCreateParams{OrgID: res.Organization.Id, ID: ids.New(ids.Limit), ScopeType: "agent", ScopeID: a.ID,
-				Metric: "cost", WindowKind: "day", Amount: 1 << 60, Enforcement: "block", Thresholds: []int32{80}, Inheritance: "merge"}); err != nil {
+				Metric: "cost", WindowKind: "day", Amount: money.MaxAmount, Enforcement: "block", Thresholds: []int32{80}, Inheritance: "merge"}); err != nil {
 				return f, err
 			}
 		}
 	}
 	if !perAgentLimit {
 		if _, err := q.LimitCreate(ctx, pool, dbsqlc.LimitCreateParams{OrgID: res.Organization.Id, ID: ids.New(ids.Limit), ScopeType: "organization", ScopeID: res.Organization.Id,
-			Metric: "cost", WindowKind: "day", Amount: 1 << 60, Enforcement: "block", Thresholds: []int32{80}, Inheritance: "merge"}); err != nil {
+			Metric: "cost", WindowKind: "day", Amount: money.MaxAmount, Enforcement: "block", Thresholds: []int32{80}, Inheritance: "merge"}); err != nil {
 			return f, err
 		}
 	}
