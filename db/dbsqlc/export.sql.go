@@ -196,6 +196,140 @@ func (q *Queries) IncidentExportAsc(ctx context.Context, db DBTX, arg IncidentEx
 	return items, nil
 }
 
+const llmCallExportAsc = `-- name: LlmCallExportAsc :many
+SELECT id, call_id, coalesce(run_id, '')::text AS run_id, project_id, agent_id, api_key_id, model, provider,
+       operation, feature, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+       reasoning_tokens, cost_micros, cost_source, latency_ms, status, error_type, started_at,
+       recorded_at, late, source, trace_id, span_id, attributes::text AS attributes
+FROM llm_calls
+WHERE org_id = $1
+  AND ($2::text = '' OR run_id = $2)
+  AND ($3::text = '' OR project_id = $3)
+  AND ($4::text = '' OR agent_id = $4)
+  AND ($5::text = '' OR api_key_id = $5)
+  AND ($6::text = '' OR model = $6)
+  AND ($7::text = '' OR provider = $7)
+  AND ($8::text = '' OR feature = $8)
+  AND ($9::text = '' OR status = $9)
+  AND ($10::timestamptz IS NULL OR started_at >= $10)
+  AND ($11::timestamptz IS NULL OR started_at < $11)
+  AND (started_at, id) > ($12::timestamptz, $13::text)
+ORDER BY started_at, id
+LIMIT $14
+`
+
+type LlmCallExportAscParams struct {
+	OrgID     string
+	RunID     string
+	ProjectID string
+	AgentID   string
+	ApiKeyID  string
+	Model     string
+	Provider  string
+	Feature   string
+	Status    string
+	StartTime *time.Time
+	EndTime   *time.Time
+	AfterTime time.Time
+	AfterID   string
+	Max       int32
+}
+
+type LlmCallExportAscRow struct {
+	ID               string
+	CallID           string
+	RunID            string
+	ProjectID        string
+	AgentID          string
+	ApiKeyID         string
+	Model            string
+	Provider         string
+	Operation        string
+	Feature          string
+	InputTokens      int64
+	OutputTokens     int64
+	CacheReadTokens  int64
+	CacheWriteTokens int64
+	ReasoningTokens  int64
+	CostMicros       int64
+	CostSource       string
+	LatencyMs        *int64
+	Status           string
+	ErrorType        string
+	StartedAt        time.Time
+	RecordedAt       time.Time
+	Late             bool
+	Source           string
+	TraceID          string
+	SpanID           string
+	Attributes       string
+}
+
+// LlmCallListAsc's rows, with the attributes as text (decoding JSON only to write it out
+// again is a large part of an export's time).
+func (q *Queries) LlmCallExportAsc(ctx context.Context, db DBTX, arg LlmCallExportAscParams) ([]LlmCallExportAscRow, error) {
+	rows, err := db.Query(ctx, llmCallExportAsc,
+		arg.OrgID,
+		arg.RunID,
+		arg.ProjectID,
+		arg.AgentID,
+		arg.ApiKeyID,
+		arg.Model,
+		arg.Provider,
+		arg.Feature,
+		arg.Status,
+		arg.StartTime,
+		arg.EndTime,
+		arg.AfterTime,
+		arg.AfterID,
+		arg.Max,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []LlmCallExportAscRow{}
+	for rows.Next() {
+		var i LlmCallExportAscRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.CallID,
+			&i.RunID,
+			&i.ProjectID,
+			&i.AgentID,
+			&i.ApiKeyID,
+			&i.Model,
+			&i.Provider,
+			&i.Operation,
+			&i.Feature,
+			&i.InputTokens,
+			&i.OutputTokens,
+			&i.CacheReadTokens,
+			&i.CacheWriteTokens,
+			&i.ReasoningTokens,
+			&i.CostMicros,
+			&i.CostSource,
+			&i.LatencyMs,
+			&i.Status,
+			&i.ErrorType,
+			&i.StartedAt,
+			&i.RecordedAt,
+			&i.Late,
+			&i.Source,
+			&i.TraceID,
+			&i.SpanID,
+			&i.Attributes,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const runExportAsc = `-- name: RunExportAsc :many
 
 SELECT org_id, id, project_id, agent_id, api_key_id, model, feature, tags, client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens, reported_status, input_tokens, output_tokens, reported_cost_micros, cost_micros, latency_ms, error_code, error_message, blocked_by, warnings, admitted_at, lease_expires_at, reported_at, settled_at, blocked_by_rule, dead_lettered_at, dead_letter_error, retry_of FROM runs
@@ -229,8 +363,8 @@ type RunExportAscParams struct {
 }
 
 // Exports read in keyset order (oldest first), one bounded batch per statement, so an
-// export of any size holds one batch in memory. Cost records, audit entries and LLM calls
-// use their list queries (CostRecordList, AuditEntryListAsc, LlmCallListAsc).
+// export of any size holds one batch in memory. Cost records and audit entries use their
+// list queries (CostRecordList, AuditEntryListAsc).
 func (q *Queries) RunExportAsc(ctx context.Context, db DBTX, arg RunExportAscParams) ([]Run, error) {
 	rows, err := db.Query(ctx, runExportAsc,
 		arg.OrgID,

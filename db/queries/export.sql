@@ -1,6 +1,6 @@
 -- Exports read in keyset order (oldest first), one bounded batch per statement, so an
--- export of any size holds one batch in memory. Cost records, audit entries and LLM calls
--- use their list queries (CostRecordList, AuditEntryListAsc, LlmCallListAsc).
+-- export of any size holds one batch in memory. Cost records and audit entries use their
+-- list queries (CostRecordList, AuditEntryListAsc).
 
 -- name: RunExportAsc :many
 SELECT * FROM runs
@@ -46,4 +46,27 @@ WHERE org_id = @org_id
   AND (sqlc.narg('end_time')::timestamptz IS NULL OR detected_at < sqlc.narg('end_time'))
   AND (detected_at, id) > (@after_time::timestamptz, @after_id::text)
 ORDER BY detected_at, id
+LIMIT @max;
+
+-- name: LlmCallExportAsc :many
+-- LlmCallListAsc's rows, with the attributes as text (decoding JSON only to write it out
+-- again is a large part of an export's time).
+SELECT id, call_id, coalesce(run_id, '')::text AS run_id, project_id, agent_id, api_key_id, model, provider,
+       operation, feature, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+       reasoning_tokens, cost_micros, cost_source, latency_ms, status, error_type, started_at,
+       recorded_at, late, source, trace_id, span_id, attributes::text AS attributes
+FROM llm_calls
+WHERE org_id = @org_id
+  AND (@run_id::text = '' OR run_id = @run_id)
+  AND (@project_id::text = '' OR project_id = @project_id)
+  AND (@agent_id::text = '' OR agent_id = @agent_id)
+  AND (@api_key_id::text = '' OR api_key_id = @api_key_id)
+  AND (@model::text = '' OR model = @model)
+  AND (@provider::text = '' OR provider = @provider)
+  AND (@feature::text = '' OR feature = @feature)
+  AND (@status::text = '' OR status = @status)
+  AND (sqlc.narg('start_time')::timestamptz IS NULL OR started_at >= sqlc.narg('start_time'))
+  AND (sqlc.narg('end_time')::timestamptz IS NULL OR started_at < sqlc.narg('end_time'))
+  AND (started_at, id) > (@after_time::timestamptz, @after_id::text)
+ORDER BY started_at, id
 LIMIT @max;

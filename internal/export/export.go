@@ -119,10 +119,13 @@ func FileName(r Request) string {
 // dataset reads pages of one table and turns its rows into cells.
 type dataset struct {
 	cols []tabular.Column
-	// page reads up to max rows after the cursor, emits each, and moves the cursor; it
-	// returns how many it read.
-	page func(ctx context.Context, db dbsqlc.DBTX, r Request, c *cursor, max int32, emit func([]tabular.Value) error) (int, error)
+	// page reads up to max rows after the cursor and returns how many it read, the cursor
+	// after them, and the function that writes them.
+	page func(ctx context.Context, db dbsqlc.DBTX, r Request, c cursor, max int32) (int, cursor, writeFunc, error)
 }
+
+// writeFunc writes a page's rows, one emit per row (the cells are reused between rows).
+type writeFunc func(emit func([]tabular.Value) error) error
 
 // cursor is the keyset position of an export: the last row's time and id (or sequence).
 type cursor struct {
@@ -163,16 +166,43 @@ func Write(ctx context.Context, db dbsqlc.DBTX, r Request, w io.Writer) (int64, 
 	if max <= 0 {
 		max = BatchRows
 	}
-	c := &cursor{t: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)}
+	// The next page is read while this one is written: the database and the encoding run
+	// side by side, and at most two pages are in memory.
+	type page struct {
+		n     int
+		next  cursor
+		write writeFunc
+		err   error
+	}
+	fetch := func(c cursor) <-chan page {
+		ch := make(chan page, 1)
+		go func() {
+			n, next, write, err := ds.page(ctx, db, r, c, max)
+			ch <- page{n, next, write, err}
+		}()
+		return ch
+	}
+	pending := fetch(cursor{t: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)})
 	for {
-		n, err := ds.page(ctx, db, r, c, max, tw.Row)
-		if err != nil {
+		p := <-pending
+		if p.err != nil {
+			return tw.Rows(), p.err
+		}
+		full := p.n == int(max)
+		if full {
+			pending = fetch(p.next)
+		}
+		if err := p.write(tw.Row); err != nil {
+			if full {
+				<-pending // let the read in flight finish before returning
+			}
 			return tw.Rows(), err
 		}
-		if n < int(max) {
+		if !full {
 			break
 		}
 		if err := ctx.Err(); err != nil {
+			<-pending
 			return tw.Rows(), err
 		}
 	}

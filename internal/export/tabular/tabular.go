@@ -6,7 +6,6 @@ package tabular
 
 import (
 	"bufio"
-	"encoding/json"
 	"io"
 	"math"
 	"strconv"
@@ -36,8 +35,9 @@ const (
 	Bool
 	// Time is written in RFC 3339, UTC, with microseconds.
 	Time
-	// JSON is a JSON value (an object of tags, an audit entry's before and after): text in
-	// CSV, embedded as is in NDJSON.
+	// JSON is a JSON value (an object of tags, an audit entry's before and after), held as
+	// text: text in CSV, embedded as is in NDJSON. It must be valid JSON (the datasets read
+	// it from jsonb columns).
 	JSON
 )
 
@@ -56,7 +56,6 @@ type Value struct {
 	F    float64
 	B    bool
 	T    time.Time
-	J    []byte
 }
 
 // Str, Num, … build values.
@@ -99,7 +98,10 @@ func AtP(p *time.Time) Value {
 }
 
 // Raw is a JSON value; empty is null.
-func Raw(j []byte) Value { return Value{J: j, Null: len(j) == 0} }
+func Raw(j []byte) Value { return Value{S: string(j), Null: len(j) == 0} }
+
+// RawS is a JSON value held as a string; empty is null.
+func RawS(j string) Value { return Value{S: j, Null: j == ""} }
 
 // Writer writes rows of fixed columns.
 type Writer struct {
@@ -194,7 +196,7 @@ func (w *Writer) appendCSVValue(b []byte, k Kind, v Value) []byte {
 		}
 		return appendCSV(b, s)
 	case JSON:
-		return appendCSV(b, string(v.J))
+		return appendCSV(b, v.S)
 	case Int:
 		return strconv.AppendInt(b, v.I, 10)
 	case Dollars:
@@ -220,10 +222,7 @@ func appendJSONValue(b []byte, k Kind, v Value) []byte {
 	case String:
 		return appendJSONString(b, v.S)
 	case JSON:
-		if json.Valid(v.J) {
-			return append(b, v.J...)
-		}
-		return appendJSONString(b, string(v.J))
+		return append(b, v.S...)
 	case Int:
 		return strconv.AppendInt(b, v.I, 10)
 	case Dollars:
@@ -245,7 +244,42 @@ func appendJSONValue(b []byte, k Kind, v Value) []byte {
 
 const timeLayout = "2006-01-02T15:04:05.000000Z07:00"
 
-func appendTime(b []byte, t time.Time) []byte { return t.UTC().AppendFormat(b, timeLayout) }
+// appendTime writes t as timeLayout does, digit by digit (time.AppendFormat parses its
+// layout on every call, a large part of an export's time).
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	y, mo, d := t.Date()
+	if y < 0 || y > 9999 {
+		return t.AppendFormat(b, timeLayout)
+	}
+	h, mi, sec := t.Clock()
+	b = appendDigits(b, y, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(mo), 2)
+	b = append(b, '-')
+	b = appendDigits(b, d, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, h, 2)
+	b = append(b, ':')
+	b = appendDigits(b, mi, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	b = append(b, '.')
+	b = appendDigits(b, t.Nanosecond()/1000, 6)
+	return append(b, 'Z')
+}
+
+// appendDigits writes v (non-negative) in exactly width digits.
+func appendDigits(b []byte, v, width int) []byte {
+	for i := width - 1; i >= 0; i-- {
+		d := v
+		for range i {
+			d /= 10
+		}
+		b = append(b, byte('0'+d%10))
+	}
+	return b
+}
 
 // appendDollars writes micro-dollars as dollars with six decimals: exact, never a float.
 func appendDollars(b []byte, micros int64) []byte {

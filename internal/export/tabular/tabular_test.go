@@ -172,3 +172,16 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+func TestTimesAreRFC3339UTCWithMicroseconds(t *testing.T) {
+	t.Parallel()
+	for _, tm := range []time.Time{
+		time.Date(2026, 3, 29, 1, 30, 0, 123456789, time.FixedZone("CEST", 2*3600)),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC),
+		time.Date(2000, 2, 29, 0, 0, 0, 1000, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		require.Equal(t, tm.UTC().Format(timeLayout), string(appendTime(nil, tm)), tm.String())
+	}
+}
