@@ -16,9 +16,11 @@ import (
 	"github.com/governor-hq/governor/activities"
 	"github.com/governor-hq/governor/internal/alerts"
 	"github.com/governor-hq/governor/internal/incidents"
+	"github.com/governor-hq/governor/internal/lifecycle"
 	"github.com/governor-hq/governor/internal/outbox"
 	"github.com/governor-hq/governor/internal/retention"
 	"github.com/governor-hq/governor/internal/runs"
+	"github.com/governor-hq/governor/internal/schedulewatch"
 	"github.com/governor-hq/governor/workflows"
 )
 
@@ -71,6 +73,11 @@ func Run(ctx context.Context, d Deps) error {
 	var bg sync.WaitGroup
 	bg.Go(func() { relay.Run(ctx) })
 	bg.Go(func() { housekeep(ctx, d.Pool, d.Log, d.Retention, d.HousekeepingEvery) })
+	if c := d.AnomalySchedule.Cron; c != "" && c != "off" {
+		// Skipped batches are visible only in Temporal's counters: record them.
+		watch := &schedulewatch.Watcher{Schedules: d.Client.ScheduleClient(), Pool: d.Pool, Log: d.Log, ScheduleID: lifecycle.AnomalyScheduleID(d.TaskQueue)}
+		bg.Go(func() { watch.Run(ctx, time.Minute) })
+	}
 	<-ctx.Done()
 	bg.Wait()
 	w.Stop()
