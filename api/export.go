@@ -209,7 +209,9 @@ func (s *Server) exportHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(map[string]string{"code": code, "message": cerr.Message()})
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(map[string]string{"code": code, "message": cerr.Message()})
 	}
 	// Reading the (empty) body to its end lifts the read deadline guard set on it, which
 	// would otherwise end a long download.
