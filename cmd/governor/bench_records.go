@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
@@ -15,8 +17,10 @@ import (
 	"github.com/governor-hq/governor/internal/devstack"
 )
 
-// benchPool makes a fresh scratch database on the server dev would use and migrates it.
-func benchPool(cmd *cobra.Command, name string) (*pgxpool.Pool, func(), error) {
+// recordsBenchDB makes a fresh scratch database on the server dev would use, migrates it,
+// and returns it with the function that drops it again (run it also on errors and
+// Ctrl-C: a benchmark's data must not outlive it).
+func recordsBenchDB(cmd *cobra.Command, name string) (*pgxpool.Pool, func(), error) {
 	cfg, err := loadConfig(cmd)
 	if err != nil {
 		return nil, nil, err
@@ -27,25 +31,48 @@ func benchPool(cmd *cobra.Command, name string) (*pgxpool.Pool, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	url, err := scratchDatabase(ctx, pg.AdminURL, name)
-	if err != nil {
+	admin := func(ctx context.Context, sql string) (*pgx.ConnConfig, error) {
+		conn, err := pgx.Connect(ctx, pg.AdminURL)
+		if err != nil {
+			return nil, err
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		_, err = conn.Exec(ctx, sql)
+		return conn.Config(), err
+	}
+	var pool *pgxpool.Pool
+	cleanup := func() {
+		if pool != nil {
+			pool.Close()
+		}
+		dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := admin(dctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: drop %s: %v\n", name, err)
+		}
 		_ = pg.Stop(context.Background())
+	}
+	if _, err := admin(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		cleanup()
 		return nil, nil, err
 	}
-	pool, err := db.Open(ctx, url)
+	c, err := admin(ctx, "CREATE DATABASE "+name)
 	if err != nil {
-		_ = pg.Stop(context.Background())
+		cleanup()
 		return nil, nil, err
 	}
-	if _, err := db.MigrateUp(ctx, pool); err != nil {
-		pool.Close()
-		_ = pg.Stop(context.Background())
+	url := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", c.User, c.Host, c.Port, name)
+	if pool, err = db.Open(ctx, url); err == nil {
+		_, err = db.MigrateUp(ctx, pool)
+	}
+	if err != nil {
+		cleanup()
 		return nil, nil, err
 	}
 	var version string
 	_ = pool.QueryRow(ctx, "SHOW server_version").Scan(&version)
-	fmt.Fprintf(cmd.OutOrStdout(), "PostgreSQL %s, GOMAXPROCS %d\n", version, runtimeProcs())
-	return pool, func() { pool.Close(); _ = pg.Stop(context.Background()) }, nil
+	fmt.Fprintf(cmd.OutOrStdout(), "PostgreSQL %s, GOMAXPROCS %d\n", version, runtime.GOMAXPROCS(0))
+	return pool, cleanup, nil
 }
 
 func benchCallsCmd() *cobra.Command {
@@ -53,14 +80,14 @@ func benchCallsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "calls",
 		Short: "Measure recording LLM calls (RunService.RecordLlmCalls' write path) beside a bare multi-row INSERT of the same rows",
-		Long: `bench calls creates a scratch database (governor_bench_calls, dropped and recreated) and prints,
+		Long: `bench calls creates a scratch database (governor_bench_calls, dropped when done) and prints,
 for each concurrency, calls recorded per second through the write path of RecordLlmCalls
 (validate, lock the run, price every call by token kind, one multi-row INSERT with
 ON CONFLICT per batch) beside rows per second of a bare multi-row INSERT of the same rows
 into a table like llm_calls (same keys, indexes and checks), measured just before it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pool, done, err := benchPool(cmd, "governor_bench_calls")
+			pool, done, err := recordsBenchDB(cmd, "governor_bench_calls")
 			if err != nil {
 				return err
 			}
@@ -82,13 +109,13 @@ func benchExportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "export",
 		Short: "Measure exports (rows/s, peak heap) beside PostgreSQL's COPY … TO STDOUT CSV of the same rows",
-		Long: `bench export creates a scratch database (governor_bench_export, dropped and recreated), seeds N
+		Long: `bench export creates a scratch database (governor_bench_export, dropped when done), seeds N
 LLM calls for each size, and prints the export's rows per second as CSV and NDJSON and the
 highest heap in use while it ran, beside COPY (SELECT … ORDER BY …) TO STDOUT CSV of the same
 rows: how fast PostgreSQL itself writes them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pool, done, err := benchPool(cmd, "governor_bench_export")
+			pool, done, err := recordsBenchDB(cmd, "governor_bench_export")
 			if err != nil {
 				return err
 			}
