@@ -269,16 +269,14 @@ func appendTime(b []byte, t time.Time) []byte {
 	return append(b, 'Z')
 }
 
-// appendDigits writes v (non-negative) in exactly width digits.
+// appendDigits writes v (non-negative, fewer than 10 digits) in exactly width digits.
 func appendDigits(b []byte, v, width int) []byte {
+	var d [9]byte
 	for i := width - 1; i >= 0; i-- {
-		d := v
-		for range i {
-			d /= 10
-		}
-		b = append(b, byte('0'+d%10))
+		d[i] = byte('0' + v%10)
+		v /= 10
 	}
-	return b
+	return append(b, d[:width]...)
 }
 
 // appendDollars writes micro-dollars as dollars with six decimals: exact, never a float.
@@ -306,7 +304,7 @@ func formulaLike(s string) bool {
 // appendCSV writes one field, quoted as RFC 4180 (and encoding/csv) require: when it holds
 // a comma, a quote, a line break, or starts with a space (which readers may trim).
 func appendCSV(b []byte, s string) []byte {
-	if s == "" || !(strings.ContainsAny(s, ",\"\r\n") || s[0] == ' ' || s[0] == '\t') {
+	if !needsQuotes(s) {
 		return append(b, s...)
 	}
 	b = append(b, '"')
@@ -317,6 +315,22 @@ func appendCSV(b []byte, s string) []byte {
 		b = append(b, s[i])
 	}
 	return append(b, '"')
+}
+
+func needsQuotes(s string) bool {
+	if s == "" {
+		return false
+	}
+	if s[0] == ' ' || s[0] == '\t' {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ',', '"', '\r', '\n':
+			return true
+		}
+	}
+	return false
 }
 
 const hex = "0123456789abcdef"
