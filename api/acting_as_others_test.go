@@ -226,5 +226,8 @@ func TestIngestKeysReachOnlyScopedRPCs(t *testing.T) {
 		governorv1connect.RunServiceAdmitRunProcedure,
 		governorv1connect.RunServiceHeartbeatRunProcedure,
 		governorv1connect.RunServiceCompleteRunProcedure,
+		// Scoped like CompleteRun: only runs the key may act for (e2e records tests).
+		governorv1connect.RunServiceRecordLlmCallsProcedure,
+		governorv1connect.RunServiceRecordFeedbackProcedure,
 	}, open)
 }

@@ -393,22 +393,26 @@ func (s *limitService) ListModelPrices(ctx context.Context, _ *connect.Request[v
 	custom := map[string]bool{}
 	for _, r := range rows {
 		custom[r.Model] = true
-		out.Prices = append(out.Prices, &v1.ModelPrice{Model: r.Model, InputMicrosPerMillionTokens: r.InputMicrosPerMtok,
-			OutputMicrosPerMillionTokens: r.OutputMicrosPerMtok, Custom: true, UpdateTime: ts(r.UpdatedAt)})
+		out.Prices = append(out.Prices, priceProto(r))
 	}
 	for _, m := range pricing.DefaultModels() {
 		if custom[m] {
 			continue
 		}
 		p := pricing.Defaults[m]
-		out.Prices = append(out.Prices, &v1.ModelPrice{Model: m, InputMicrosPerMillionTokens: p.InputPerMTok, OutputMicrosPerMillionTokens: p.OutputPerMTok})
+		x := pricing.DefaultExtras[m]
+		out.Prices = append(out.Prices, &v1.ModelPrice{Model: m, InputMicrosPerMillionTokens: p.InputPerMTok, OutputMicrosPerMillionTokens: p.OutputPerMTok,
+			CacheReadMicrosPerMillionTokens: x.CacheReadPerMTok, CacheWriteMicrosPerMillionTokens: x.CacheWritePerMTok,
+			ReasoningMicrosPerMillionTokens: x.ReasoningPerMTok})
 	}
 	return connect.NewResponse(out), nil
 }
 
 func priceProto(r dbsqlc.ModelPrice) *v1.ModelPrice {
 	return &v1.ModelPrice{Model: r.Model, InputMicrosPerMillionTokens: r.InputMicrosPerMtok,
-		OutputMicrosPerMillionTokens: r.OutputMicrosPerMtok, Custom: true, UpdateTime: ts(r.UpdatedAt)}
+		OutputMicrosPerMillionTokens: r.OutputMicrosPerMtok, Custom: true, UpdateTime: ts(r.UpdatedAt),
+		CacheReadMicrosPerMillionTokens: r.CacheReadMicrosPerMtok, CacheWriteMicrosPerMillionTokens: r.CacheWriteMicrosPerMtok,
+		ReasoningMicrosPerMillionTokens: r.ReasoningMicrosPerMtok}
 }
 
 func (s *limitService) SetModelPrice(ctx context.Context, req *connect.Request[v1.SetModelPriceRequest]) (*connect.Response[v1.SetModelPriceResponse], error) {
@@ -420,6 +424,8 @@ func (s *limitService) SetModelPrice(ctx context.Context, req *connect.Request[v
 		}
 		r, err := c.Q.ModelPriceUpsert(ctx, c.DB, dbsqlc.ModelPriceUpsertParams{
 			OrgID: c.OrgID, Model: m.Model, InputMicrosPerMtok: m.InputMicrosPerMillionTokens, OutputMicrosPerMtok: m.OutputMicrosPerMillionTokens,
+			CacheReadMicrosPerMtok: m.CacheReadMicrosPerMillionTokens, CacheWriteMicrosPerMtok: m.CacheWriteMicrosPerMillionTokens,
+			ReasoningMicrosPerMtok: m.ReasoningMicrosPerMillionTokens,
 		})
 		if err != nil {
 			return nil, err

@@ -14,6 +14,10 @@ type cursor struct {
 	ID   string `json:"i,omitempty"` // lists ordered by id
 	Seq  int64  `json:"s,omitempty"` // lists ordered by sequence
 	Time int64  `json:"t,omitempty"` // µs since the epoch, for lists ordered by time then sequence
+	// List names the list (and order) a token belongs to, for lists that check it
+	// (decodeCursorFor); Kind is the log of the last entry, for merged logs.
+	List string `json:"l,omitempty"`
+	Kind string `json:"k,omitempty"`
 }
 
 func encodeCursor(c cursor) string {
@@ -49,4 +53,14 @@ func page[T any](rows []T, size int32) ([]T, bool) {
 		return rows[:size], true
 	}
 	return rows, false
+}
+
+// decodeCursorFor decodes a page token that must come from the given list: a token of
+// another list, or of the same list in the other order, is refused rather than misread.
+func decodeCursorFor(token, list string) (cursor, error) {
+	c, err := decodeCursor(token)
+	if err == nil && token != "" && c.List != list {
+		return c, invalidField("page_token", "page_token.valid", "a page token of another list or order")
+	}
+	return c, err
 }

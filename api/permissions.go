@@ -58,6 +58,15 @@ var permissions = map[string]authz.Permission{
 	c.RunServiceListCostRecordsProcedure:  authz.Read,
 	c.RunServiceListRunIncidentsProcedure: authz.Read,
 	c.RunServiceRetrySettlementProcedure:  authz.Administer,
+	// Calls and feedback are recorded by keys that may act for the run's agent (the
+	// package checks which runs); feedback also by people of every role.
+	c.RunServiceRecordLlmCallsProcedure: authz.Ingest,
+	c.RunServiceRecordFeedbackProcedure: authz.Feedback,
+	c.RunServiceGetRunLogsProcedure:     authz.Read,
+
+	c.LogServiceListLlmCallsProcedure:      authz.Read,
+	c.LogServiceListSystemRecordsProcedure: authz.Read,
+	c.ExportServiceExportProcedure:         authz.Read,
 
 	c.IncidentServiceListIncidentsProcedure:          authz.Read,
 	c.IncidentServiceGetIncidentProcedure:            authz.Read,
@@ -68,6 +77,7 @@ var permissions = map[string]authz.Permission{
 	c.IncidentServiceGetIncidentCostImpactProcedure:  authz.Read,
 	c.IncidentServiceGetIncidentSettingsProcedure:    authz.Read,
 	c.IncidentServiceUpdateIncidentSettingsProcedure: authz.Administer,
+	c.IncidentServiceListIncidentLlmCallsProcedure:   authz.Read,
 
 	c.PolicyServiceListProposalsProcedure:          authz.Read,
 	c.PolicyServiceGetProposalProcedure:            authz.Read,

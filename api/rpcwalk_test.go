@@ -54,6 +54,9 @@ var exemptWrites = map[string]string{
 	c.SessionServiceSignInProcedure: "opens a console session for a key the caller already holds: grants nothing the key " +
 		"does not (logged, not a governance change)",
 	c.SessionServiceSignOutProcedure: "ends the caller's own console session",
+	c.RunServiceRecordLlmCallsProcedure: "a run's LLM calls as its agent reports them, like its completion: records of a run, " +
+		"not a governance change",
+	c.RunServiceRecordFeedbackProcedure: "a score on a run: on the timeline (run_feedback_recorded), not a governance change",
 }
 
 // streamReads are server streams: they cannot carry NO_SIDE_EFFECTS (which Connect uses
@@ -62,6 +65,7 @@ var streamReads = map[string]bool{
 	c.TimelineServiceWatchEventsProcedure:     true,
 	c.AlertServiceWatchNotificationsProcedure: true,
 	c.AnalyticsServiceWatchOverviewProcedure:  true,
+	c.ExportServiceExportProcedure:            true,
 }
 
 // walk is one organization on a private PostgreSQL cluster, served by a private API
@@ -100,6 +104,8 @@ type allClients struct {
 	anomalies c.AnomalyServiceClient
 	analytics c.AnalyticsServiceClient
 	sessions  c.SessionServiceClient
+	logs      c.LogServiceClient
+	exports   c.ExportServiceClient
 }
 
 func newAllClients(h *http.Client, url, secret string) allClients {
@@ -111,6 +117,7 @@ func newAllClients(h *http.Client, url, secret string) allClients {
 		incidents: c.NewIncidentServiceClient(h, url, o), policies: c.NewPolicyServiceClient(h, url, o),
 		alerts: c.NewAlertServiceClient(h, url, o), anomalies: c.NewAnomalyServiceClient(h, url, o),
 		analytics: c.NewAnalyticsServiceClient(h, url, o), sessions: c.NewSessionServiceClient(h, url, o),
+		logs: c.NewLogServiceClient(h, url, o), exports: c.NewExportServiceClient(h, url, o),
 	}
 }
 
@@ -578,6 +585,13 @@ func writeRecipes() []step {
 			w.otherRunID, w.otherIncidentID, w.otherProposalID, err = w.failedRun("WALK_BANG")
 			return err
 		}},
+		{c.RunServiceRecordLlmCallsProcedure, func(w *walk) error {
+			return ignore(w.ingest.runs.RecordLlmCalls(w.ctx, req(&v1.RecordLlmCallsRequest{RunId: w.runID,
+				Calls: []*v1.LlmCallReport{{CallId: "walk-1", Model: "gpt-4o", InputTokens: 10, OutputTokens: 5}}})))
+		}},
+		{c.RunServiceRecordFeedbackProcedure, func(w *walk) error {
+			return ignore(w.admin.runs.RecordFeedback(w.ctx, req(&v1.RecordFeedbackRequest{FeedbackId: "walk-fb", RunId: w.runID, Score: 1})))
+		}},
 		{c.IncidentServiceAcknowledgeIncidentProcedure, func(w *walk) error {
 			return ignore(w.admin.incidents.AcknowledgeIncident(w.ctx, req(&v1.AcknowledgeIncidentRequest{Id: w.incidentID, Note: "walking"})))
 		}},
@@ -676,6 +690,24 @@ func readRecipes() []step {
 		{c.AnalyticsServiceWatchOverviewProcedure, func(w *walk) error {
 			return stream(w, func(ctx context.Context) (*connect.ServerStreamForClient[v1.WatchOverviewResponse], error) {
 				return w.admin.analytics.WatchOverview(ctx, req(&v1.WatchOverviewRequest{}))
+			})
+		}},
+		{c.LogServiceListLlmCallsProcedure, func(w *walk) error {
+			return ignore(w.admin.logs.ListLlmCalls(w.ctx, req(&v1.ListLlmCallsRequest{Filter: &v1.LlmCallFilter{RunId: w.runID}})))
+		}},
+		{c.LogServiceListSystemRecordsProcedure, func(w *walk) error {
+			return ignore(w.admin.logs.ListSystemRecords(w.ctx, req(&v1.ListSystemRecordsRequest{})))
+		}},
+		{c.RunServiceGetRunLogsProcedure, func(w *walk) error {
+			return ignore(w.admin.runs.GetRunLogs(w.ctx, req(&v1.GetRunLogsRequest{RunId: w.runID})))
+		}},
+		{c.IncidentServiceListIncidentLlmCallsProcedure, func(w *walk) error {
+			return ignore(w.admin.incidents.ListIncidentLlmCalls(w.ctx, req(&v1.ListIncidentLlmCallsRequest{Id: w.incidentID})))
+		}},
+		{c.ExportServiceExportProcedure, func(w *walk) error {
+			return stream(w, func(ctx context.Context) (*connect.ServerStreamForClient[v1.ExportResponse], error) {
+				return w.admin.exports.Export(ctx, req(&v1.ExportRequest{Dataset: v1.ExportDataset_EXPORT_DATASET_LLM_CALLS,
+					Format: v1.ExportFormat_EXPORT_FORMAT_CSV}))
 			})
 		}},
 		{c.SessionServiceWhoAmIProcedure, func(w *walk) error {

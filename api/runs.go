@@ -63,6 +63,7 @@ func runProto(r dbsqlc.Run) *v1.Run {
 	}
 	out.BlockedByPolicyRuleId = deref(r.BlockedByRule)
 	out.DeadLetterTime, out.DeadLetterError = tsp(r.DeadLetteredAt), r.DeadLetterError
+	out.RetryOf = deref(r.RetryOf)
 	return out
 }
 
@@ -87,7 +88,7 @@ func (s *runService) AdmitRun(ctx context.Context, req *connect.Request[v1.Admit
 	m := req.Msg
 	res, err := s.admitter.Admit(ctx, runs.AdmitRequest{
 		Caller: principal(ctx), RequestID: actor.RequestID(ctx), AgentID: m.AgentId, Model: m.Model, Feature: m.Feature,
-		Tags: m.Tags, ClientRunID: m.ClientRunId, Lease: m.Lease.AsDuration(),
+		Tags: m.Tags, ClientRunID: m.ClientRunId, Lease: m.Lease.AsDuration(), RetryOf: m.RetryOf,
 		Estimate: runs.Estimate{CostMicros: m.Estimate.GetCostMicros(), InputTokens: m.Estimate.GetInputTokens(), OutputTokens: m.Estimate.GetOutputTokens()},
 	})
 	if err != nil {

@@ -190,6 +190,11 @@ func (s *Server) Handler() http.Handler {
 	mount(governorv1connect.SessionServiceName, path, h)
 	path, h = governorv1connect.NewAnalyticsServiceHandler(&analyticsService{s}, opts)
 	mount(governorv1connect.AnalyticsServiceName, path, h)
+	path, h = governorv1connect.NewLogServiceHandler(&logService{s}, opts)
+	mount(governorv1connect.LogServiceName, path, h)
+	path, h = governorv1connect.NewExportServiceHandler(&exportService{s}, opts)
+	mount(governorv1connect.ExportServiceName, path, h)
+	mux.HandleFunc(ExportPathPrefix, s.exportHTTP)
 
 	reflector := grpcreflect.NewStaticReflector(append([]string{healthServiceName}, s.names...)...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))

@@ -174,16 +174,21 @@ func TestAnalyticsOverviewAndWatch(t *testing.T) {
 	rb := blockedDetail(t, err)
 	failed := runWith(t, ag.ingest, ag.agentID, "gpt-4o", "chat", dollar/2, v1.RunStatus_RUN_STATUS_FAILED)
 	waitSettled(t, tn.admin, failed.Id)
-	retry := runWith(t, ag.ingest, ag.agentID, "gpt-4o", "chat", dollar/4, v1.RunStatus_RUN_STATUS_SUCCEEDED)
+	// The retry names the run it retries (AdmitRun retry_of); feedback through the API.
+	rr, err := ag.ingest.runs.AdmitRun(ctx, connect.NewRequest(&v1.AdmitRunRequest{AgentId: ag.agentID, Model: "gpt-4o",
+		Feature: "chat", Estimate: &v1.Estimate{CostMicros: dollar / 4}, RetryOf: failed.Id, Tags: map[string]string{"team": "search"}}))
+	require.NoError(t, err)
+	retry := rr.Msg.Run
+	require.Equal(t, failed.Id, retry.RetryOf)
+	complete(t, ag.ingest, retry.Id, v1.RunStatus_RUN_STATUS_SUCCEEDED, dollar/4)
 	waitSettled(t, tn.admin, retry.Id)
-	org := tn.org.Organization.Id
-	// Until RunService.RecordFeedback and AdmitRun retry_of are merged (branch
-	// analytics-records), the test writes their rows itself.
-	_, err = tn.pool.Exec(ctx, `UPDATE runs SET retry_of = $1 WHERE id = $2`, failed.Id, retry.Id)
-	require.NoError(t, err)
-	_, err = tn.pool.Exec(ctx, `INSERT INTO run_feedback (org_id, id, feedback_id, run_id, score, comment, api_key_id)
-		VALUES ($1, 'fbk_1', 'f1', $2, 1, 'great', $3), ($1, 'fbk_2', 'f2', $4, 0, 'wrong answer', $3)`, org, ok.Id, ag.keyID, failed.Id)
-	require.NoError(t, err)
+	for _, fb := range []*v1.RecordFeedbackRequest{
+		{FeedbackId: "f1", RunId: ok.Id, Score: 1, Comment: "great"},
+		{FeedbackId: "f2", RunId: failed.Id, Score: 0, Comment: "wrong answer"},
+	} {
+		_, err = tn.admin.runs.RecordFeedback(ctx, connect.NewRequest(fb))
+		require.NoError(t, err)
+	}
 
 	an := analyticsClient(tn.stack, tn.org.Secret)
 	var ov *v1.Overview

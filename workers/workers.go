@@ -19,10 +19,12 @@ import (
 	"github.com/governor-hq/governor/internal/audit"
 	"github.com/governor-hq/governor/internal/audit/checkpoint"
 	"github.com/governor-hq/governor/internal/incidents"
+	"github.com/governor-hq/governor/internal/lifecycle"
 	"github.com/governor-hq/governor/internal/outbox"
 	"github.com/governor-hq/governor/internal/retention"
 	"github.com/governor-hq/governor/internal/runs"
 	"github.com/governor-hq/governor/internal/signing"
+	"github.com/governor-hq/governor/internal/schedulewatch"
 	"github.com/governor-hq/governor/workflows"
 )
 
@@ -89,6 +91,11 @@ func Run(ctx context.Context, d Deps) error {
 			every = time.Hour
 		}
 		bg.Go(func() { audit.CheckpointLoop(ctx, d.Pool, d.Log, *d.AuditSigner, every) })
+	}
+	if c := d.AnomalySchedule.Cron; c != "" && c != "off" {
+		// Skipped batches are visible only in Temporal's counters: record them.
+		watch := &schedulewatch.Watcher{Schedules: d.Client.ScheduleClient(), Pool: d.Pool, Log: d.Log, ScheduleID: lifecycle.AnomalyScheduleID(d.TaskQueue)}
+		bg.Go(func() { watch.Run(ctx, time.Minute) })
 	}
 	<-ctx.Done()
 	bg.Wait()

@@ -82,7 +82,7 @@ each when done with it (also on an error or Ctrl-C), and prints:
 	cmd.Flags().DurationVar(&e2eDuration, "e2e-duration", 10*time.Second, "length of each end-to-end point")
 	cmd.Flags().BoolVar(&skipE2E, "skip-e2e", false, "only the admission benchmark")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file")
-	cmd.AddCommand(benchAnomaliesCmd())
+	cmd.AddCommand(benchAnomaliesCmd(), benchCallsCmd(), benchExportCmd())
 	return cmd
 }
 

@@ -661,28 +661,42 @@ func (q *Queries) ModelPriceList(ctx context.Context, db DBTX, orgID string) ([]
 }
 
 const modelPriceUpsert = `-- name: ModelPriceUpsert :one
-INSERT INTO model_prices (org_id, model, input_micros_per_mtok, output_micros_per_mtok)
-VALUES ($1, $2, $3, $4)
+INSERT INTO model_prices (org_id, model, input_micros_per_mtok, output_micros_per_mtok,
+                          cache_read_micros_per_mtok, cache_write_micros_per_mtok, reasoning_micros_per_mtok)
+VALUES ($1, $2, $3, $4,
+        $5, $6,
+        $7)
 ON CONFLICT (org_id, model) DO UPDATE
 SET input_micros_per_mtok = EXCLUDED.input_micros_per_mtok,
     output_micros_per_mtok = EXCLUDED.output_micros_per_mtok,
+    cache_read_micros_per_mtok = EXCLUDED.cache_read_micros_per_mtok,
+    cache_write_micros_per_mtok = EXCLUDED.cache_write_micros_per_mtok,
+    reasoning_micros_per_mtok = EXCLUDED.reasoning_micros_per_mtok,
     updated_at = now()
 RETURNING org_id, model, input_micros_per_mtok, output_micros_per_mtok, updated_at, cache_read_micros_per_mtok, cache_write_micros_per_mtok, reasoning_micros_per_mtok
 `
 
 type ModelPriceUpsertParams struct {
-	OrgID               string
-	Model               string
-	InputMicrosPerMtok  int64
-	OutputMicrosPerMtok int64
+	OrgID                   string
+	Model                   string
+	InputMicrosPerMtok      int64
+	OutputMicrosPerMtok     int64
+	CacheReadMicrosPerMtok  *int64
+	CacheWriteMicrosPerMtok *int64
+	ReasoningMicrosPerMtok  *int64
 }
 
+// The extras (cache reads, cache writes, reasoning) are NULL when not given: they fall back
+// to the input and output prices.
 func (q *Queries) ModelPriceUpsert(ctx context.Context, db DBTX, arg ModelPriceUpsertParams) (ModelPrice, error) {
 	row := db.QueryRow(ctx, modelPriceUpsert,
 		arg.OrgID,
 		arg.Model,
 		arg.InputMicrosPerMtok,
 		arg.OutputMicrosPerMtok,
+		arg.CacheReadMicrosPerMtok,
+		arg.CacheWriteMicrosPerMtok,
+		arg.ReasoningMicrosPerMtok,
 	)
 	var i ModelPrice
 	err := row.Scan(

@@ -1200,12 +1200,12 @@ func (q *Queries) RunsDeadLetteredCount(ctx context.Context, db DBTX) (int64, er
 const runsInsertMany = `-- name: RunsInsertMany :exec
 INSERT INTO runs (org_id, id, project_id, agent_id, api_key_id, model, feature, tags,
                   client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens,
-                  blocked_by, warnings, admitted_at, lease_expires_at, blocked_by_rule)
+                  blocked_by, warnings, admitted_at, lease_expires_at, blocked_by_rule, retry_of)
 SELECT x.org_id, x.id, x.project_id, x.agent_id, x.api_key_id, x.model, x.feature, x.tags,
        nullif(x.client_run_id, ''), x.status, x.est_cost_micros, x.est_input_tokens,
        x.est_output_tokens, nullif(x.blocked_by, 'null'::jsonb), nullif(x.warnings, 'null'::jsonb),
        x.admitted_at, CASE WHEN x.status = 'blocked' THEN NULL ELSE x.lease_expires_at END,
-       nullif(x.blocked_by_rule, '')
+       nullif(x.blocked_by_rule, ''), nullif(x.retry_of, '')
 FROM (SELECT unnest($1::text[]) AS org_id, unnest($2::text[]) AS id,
              unnest($3::text[]) AS project_id, unnest($4::text[]) AS agent_id,
              unnest($5::text[]) AS api_key_id, unnest($6::text[]) AS model,
@@ -1217,7 +1217,8 @@ FROM (SELECT unnest($1::text[]) AS org_id, unnest($2::text[]) AS id,
              unnest($14::jsonb[]) AS blocked_by, unnest($15::jsonb[]) AS warnings,
              unnest($16::timestamptz[]) AS admitted_at,
              unnest($17::timestamptz[]) AS lease_expires_at,
-             unnest($18::text[]) AS blocked_by_rule) AS x
+             unnest($18::text[]) AS blocked_by_rule,
+             unnest($19::text[]) AS retry_of) AS x
 `
 
 type RunsInsertManyParams struct {
@@ -1239,9 +1240,10 @@ type RunsInsertManyParams struct {
 	AdmittedAts     []time.Time
 	LeaseExpiresAts []time.Time
 	BlockedByRules  []string
+	RetryOfs        []string
 }
 
-// Empty client run ids and JSON nulls are stored as SQL NULL; blocked runs have no lease.
+// Empty client run ids, retry_of and JSON nulls are stored as SQL NULL; blocked runs have no lease.
 func (q *Queries) RunsInsertMany(ctx context.Context, db DBTX, arg RunsInsertManyParams) error {
 	_, err := db.Exec(ctx, runsInsertMany,
 		arg.OrgIds,
@@ -1262,6 +1264,7 @@ func (q *Queries) RunsInsertMany(ctx context.Context, db DBTX, arg RunsInsertMan
 		arg.AdmittedAts,
 		arg.LeaseExpiresAts,
 		arg.BlockedByRules,
+		arg.RetryOfs,
 	)
 	return err
 }

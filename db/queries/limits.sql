@@ -107,11 +107,19 @@ SELECT * FROM model_prices WHERE org_id = @org_id AND model = @model;
 SELECT * FROM model_prices WHERE org_id = ANY (@org_ids::text[]) AND model = ANY (@models::text[]);
 
 -- name: ModelPriceUpsert :one
-INSERT INTO model_prices (org_id, model, input_micros_per_mtok, output_micros_per_mtok)
-VALUES (@org_id, @model, @input_micros_per_mtok, @output_micros_per_mtok)
+-- The extras (cache reads, cache writes, reasoning) are NULL when not given: they fall back
+-- to the input and output prices.
+INSERT INTO model_prices (org_id, model, input_micros_per_mtok, output_micros_per_mtok,
+                          cache_read_micros_per_mtok, cache_write_micros_per_mtok, reasoning_micros_per_mtok)
+VALUES (@org_id, @model, @input_micros_per_mtok, @output_micros_per_mtok,
+        sqlc.narg('cache_read_micros_per_mtok'), sqlc.narg('cache_write_micros_per_mtok'),
+        sqlc.narg('reasoning_micros_per_mtok'))
 ON CONFLICT (org_id, model) DO UPDATE
 SET input_micros_per_mtok = EXCLUDED.input_micros_per_mtok,
     output_micros_per_mtok = EXCLUDED.output_micros_per_mtok,
+    cache_read_micros_per_mtok = EXCLUDED.cache_read_micros_per_mtok,
+    cache_write_micros_per_mtok = EXCLUDED.cache_write_micros_per_mtok,
+    reasoning_micros_per_mtok = EXCLUDED.reasoning_micros_per_mtok,
     updated_at = now()
 RETURNING *;
 

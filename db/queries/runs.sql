@@ -38,15 +38,15 @@ WHERE (org_id, client_run_id) IN (
     SELECT unnest(@org_ids::text[]), unnest(@client_run_ids::text[]));
 
 -- name: RunsInsertMany :exec
--- Empty client run ids and JSON nulls are stored as SQL NULL; blocked runs have no lease.
+-- Empty client run ids, retry_of and JSON nulls are stored as SQL NULL; blocked runs have no lease.
 INSERT INTO runs (org_id, id, project_id, agent_id, api_key_id, model, feature, tags,
                   client_run_id, status, est_cost_micros, est_input_tokens, est_output_tokens,
-                  blocked_by, warnings, admitted_at, lease_expires_at, blocked_by_rule)
+                  blocked_by, warnings, admitted_at, lease_expires_at, blocked_by_rule, retry_of)
 SELECT x.org_id, x.id, x.project_id, x.agent_id, x.api_key_id, x.model, x.feature, x.tags,
        nullif(x.client_run_id, ''), x.status, x.est_cost_micros, x.est_input_tokens,
        x.est_output_tokens, nullif(x.blocked_by, 'null'::jsonb), nullif(x.warnings, 'null'::jsonb),
        x.admitted_at, CASE WHEN x.status = 'blocked' THEN NULL ELSE x.lease_expires_at END,
-       nullif(x.blocked_by_rule, '')
+       nullif(x.blocked_by_rule, ''), nullif(x.retry_of, '')
 FROM (SELECT unnest(@org_ids::text[]) AS org_id, unnest(@ids::text[]) AS id,
              unnest(@project_ids::text[]) AS project_id, unnest(@agent_ids::text[]) AS agent_id,
              unnest(@api_key_ids::text[]) AS api_key_id, unnest(@models::text[]) AS model,
@@ -58,7 +58,8 @@ FROM (SELECT unnest(@org_ids::text[]) AS org_id, unnest(@ids::text[]) AS id,
              unnest(@blocked_bys::jsonb[]) AS blocked_by, unnest(@warnings::jsonb[]) AS warnings,
              unnest(@admitted_ats::timestamptz[]) AS admitted_at,
              unnest(@lease_expires_ats::timestamptz[]) AS lease_expires_at,
-             unnest(@blocked_by_rules::text[]) AS blocked_by_rule) AS x;
+             unnest(@blocked_by_rules::text[]) AS blocked_by_rule,
+             unnest(@retry_ofs::text[]) AS retry_of) AS x;
 
 -- name: ReservationsInsertMany :exec
 INSERT INTO run_reservations (run_id, limit_id, window_start, metric, amount, expires_at)

@@ -432,6 +432,9 @@ func (d *Deliverer) finish(ctx context.Context, p prepared, o outcome) (AttemptR
 			}
 			giveUp = "the channel was disabled after failing since " + ch.FailingSince.UTC().Format(time.RFC3339) + ": " + o.err
 		}
+		if err := recordFailedAttempt(ctx, tx, p, del, o, giveUp == "", next); err != nil {
+			return err
+		}
 		if giveUp != "" {
 			attempt.Outcome = "failed"
 			if err := q.AttemptFinish(ctx, tx, attempt); err != nil {
@@ -495,6 +498,9 @@ func disable(ctx context.Context, tx pgx.Tx, ch dbsqlc.AlertChannel, now time.Ti
 	before := channelState(ch)
 	ch, err := dbsqlc.New().ChannelSetEnabled(ctx, tx, dbsqlc.ChannelSetEnabledParams{ID: ch.ID, Enabled: false, Reason: reason})
 	if err != nil {
+		return err
+	}
+	if err := recordDisabled(ctx, tx, ch, reason); err != nil {
 		return err
 	}
 	c := change.On(tx, change.Scope{OrgID: ch.OrgID, Actor: by})

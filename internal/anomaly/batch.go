@@ -209,7 +209,7 @@ func (d *Detector) Run(ctx context.Context, req Request, p Progress, onPage func
 	}
 	sum.SeriesEvaluated, sum.AnomaliesFound, sum.AnomaliesCreated = run.SeriesEvaluated, int(run.AnomaliesFound), int(run.AnomaliesCreated)
 	sum.IncidentsLinked, sum.AlertsRaised = int(run.IncidentsLinked), int(run.AlertsRaised)
-	return sum, nil
+	return sum, recordRan(ctx, d.pool, req, sum)
 }
 
 // begin makes (or finds) the run row and decides the days to evaluate.
@@ -646,8 +646,10 @@ func Fail(ctx context.Context, db dbsqlc.DBTX, orgID, runID, workflowID, msg str
 		}
 		runID = run.ID
 	}
-	_, err := q.AnomalyRunFinish(ctx, db, dbsqlc.AnomalyRunFinishParams{ID: runID, Status: "failed", Error: clip(msg, 2000)})
-	return err
+	if _, err := q.AnomalyRunFinish(ctx, db, dbsqlc.AnomalyRunFinishParams{ID: runID, Status: "failed", Error: clip(msg, 2000)}); err != nil {
+		return err
+	}
+	return recordFailed(ctx, db, orgID, runID, workflowID, msg)
 }
 
 func clip(s string, n int) string {

@@ -30,13 +30,15 @@ const (
 	Ingest Permission = "ingest"
 	// Check which limits apply to a prospective run (agents need it, as do people).
 	CheckLimits Permission = "check_limits"
+	// Give feedback on runs (people of every role, and agents on their own runs).
+	Feedback Permission = "feedback"
 )
 
 var grants = map[string]map[Permission]bool{
-	RoleAdmin:    {Read: true, Administer: true, Approve: true, Ingest: true, CheckLimits: true},
-	RoleApprover: {Read: true, Approve: true, CheckLimits: true},
-	RoleViewer:   {Read: true, CheckLimits: true},
-	RoleIngest:   {Ingest: true, CheckLimits: true},
+	RoleAdmin:    {Read: true, Administer: true, Approve: true, Ingest: true, CheckLimits: true, Feedback: true},
+	RoleApprover: {Read: true, Approve: true, CheckLimits: true, Feedback: true},
+	RoleViewer:   {Read: true, CheckLimits: true, Feedback: true},
+	RoleIngest:   {Ingest: true, CheckLimits: true, Feedback: true},
 }
 
 // Allows reports whether role carries permission p.

@@ -23,6 +23,10 @@ func TestRoleGrants(t *testing.T) {
 		{RoleViewer, Ingest, false},
 		{RoleIngest, Ingest, true},
 		{RoleIngest, Read, false},
+		{RoleViewer, Feedback, true},
+		{RoleIngest, Feedback, true},
+		{RoleApprover, Feedback, true},
+		{"", Feedback, false},
 		{"", Read, false},
 		{"superuser", Read, false},
 	}

@@ -5,6 +5,7 @@
 package ids
 
 import (
+	"crypto/sha256"
 	"encoding/base32"
 	"strings"
 
@@ -35,6 +36,11 @@ const (
 	// Notification is an in-app notification; AnomalyRun one execution of detection.
 	Notification = "ntf"
 	AnomalyRun   = "anr"
+	// LlmCall is one recorded LLM call; SystemRecord one thing the machinery did; Feedback
+	// a score given to a run.
+	LlmCall      = "llm"
+	SystemRecord = "sys"
+	Feedback     = "fbk"
 )
 
 // Crockford's base32 alphabet in lower case: no i, l, o, u, so no look-alikes.
@@ -49,4 +55,12 @@ func New(prefix string) string {
 // HasPrefix reports whether id looks like an identifier of the given kind.
 func HasPrefix(id, prefix string) bool {
 	return len(id) == len(prefix)+27 && strings.HasPrefix(id, prefix+"_")
+}
+
+// FromKey returns the identifier of the given kind that key always maps to (the first 128
+// bits of its SHA-256): writing an object under it twice finds the first. Unlike New, it
+// does not sort by creation time.
+func FromKey(prefix, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return prefix + "_" + encoding.EncodeToString(sum[:16])
 }

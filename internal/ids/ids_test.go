@@ -20,3 +20,13 @@ func TestNewIsOrderedAndWellFormed(t *testing.T) {
 		prev = id
 	}
 }
+
+func TestFromKeyIsStableAndWellFormed(t *testing.T) {
+	t.Parallel()
+	a, b := FromKey(SystemRecord, "outbox/42"), FromKey(SystemRecord, "outbox/42")
+	require.Equal(t, a, b)
+	require.Regexp(t, `^sys_[0-9a-z]{26}$`, a)
+	require.True(t, HasPrefix(a, SystemRecord))
+	require.NotEqual(t, a, FromKey(SystemRecord, "outbox/43"))
+	require.NotEqual(t, a, FromKey(LlmCall, "outbox/42"))
+}

@@ -34,11 +34,16 @@ type Relay struct {
 	Poll time.Duration
 	// Parallel bounds concurrent deliveries; default 16.
 	Parallel int
+	// LagAfter is how old a row may be when claimed before the relay records that it is
+	// behind (a system record per organization, at most once a LagEvery); default 1 min.
+	LagAfter, LagEvery time.Duration
+	lagNoted           time.Time
 }
 
 // New returns a relay; call Run.
 func New(pool *pgxpool.Pool, c client.Client, taskQueue string, log *slog.Logger) *Relay {
-	return &Relay{pool: pool, temporal: c, taskQueue: taskQueue, log: log, wake: make(chan struct{}, 1), Poll: time.Second, Parallel: 16}
+	return &Relay{pool: pool, temporal: c, taskQueue: taskQueue, log: log, wake: make(chan struct{}, 1), Poll: time.Second, Parallel: 16,
+		LagAfter: time.Minute, LagEvery: time.Minute}
 }
 
 // Notify wakes the relay (after a commit that wrote rows).
@@ -60,6 +65,7 @@ func (r *Relay) Run(ctx context.Context) {
 			r.log.Warn("outbox claim failed", "err", err)
 		}
 		if len(rows) > 0 {
+			r.noticeLag(ctx, rows, time.Now())
 			r.deliverAll(ctx, rows)
 			if len(rows) == 256 {
 				continue // more may be waiting
@@ -87,6 +93,7 @@ func (r *Relay) deliverAll(ctx context.Context, rows []dbsqlc.WorkflowOutbox) {
 			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 			if err == nil {
+				r.recordStart(bctx, row)
 				if err := q.OutboxDone(bctx, r.pool, row.ID); err != nil {
 					r.log.Warn("outbox row delivered but not deleted; it will be delivered again (harmlessly)", "id", row.ID, "err", err)
 				}

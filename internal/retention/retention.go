@@ -135,6 +135,7 @@ func Loop(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, p Periods, 
 	for {
 		start := time.Now()
 		rep, err := Run(ctx, pool, p, start, BatchSize)
+		record(ctx, pool, log, rep, err, time.Since(start))
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.Warn("housekeeping: retention pass failed", "err", err, "deleted", map[string]int64(rep))

@@ -37,6 +37,8 @@ type AdmitRequest struct {
 	Estimate    Estimate
 	ClientRunID string
 	Lease       time.Duration
+	// RetryOf is an earlier run of the organization this run retries (empty: none).
+	RetryOf string
 }
 
 // AdmitResult is the decision. A blocked run is a result, not an error: Run.Status is
@@ -168,6 +170,9 @@ func (a *Admitter) prepare(ctx context.Context, req AdmitRequest) (*admitItem, e
 	ag := rows[0]
 	if !req.Caller.MayActForAgent(ag.ProjectID, req.AgentID) {
 		return nil, ErrNotPermitted
+	}
+	if err := checkRetryOf(ctx, a.pool, ag.OrgID, req.RetryOf); err != nil {
+		return nil, err
 	}
 	var candidates []limits.Limit
 	for _, r := range rows {
@@ -404,6 +409,7 @@ func (w *batchWrites) run(r dbsqlc.Run) {
 	p.BlockedBys, p.Warnings = append(p.BlockedBys, jsonOrNull(r.BlockedBy)), append(p.Warnings, jsonOrNull(r.Warnings))
 	p.AdmittedAts, p.LeaseExpiresAts = append(p.AdmittedAts, r.AdmittedAt), append(p.LeaseExpiresAts, deref(r.LeaseExpiresAt))
 	p.BlockedByRules = append(p.BlockedByRules, deref(r.BlockedByRule))
+	p.RetryOfs = append(p.RetryOfs, deref(r.RetryOf))
 }
 
 func (w *batchWrites) prevention(run dbsqlc.Run, rule *policy.Rule) {
@@ -587,6 +593,9 @@ func (a *Admitter) decideBatch(ctx context.Context, batch []*pendingAdmit) ([]ad
 			EstCostMicros: it.estCost, EstInputTokens: r.Estimate.InputTokens, EstOutputTokens: r.Estimate.OutputTokens,
 			AdmittedAt: now,
 		}
+		if r.RetryOf != "" {
+			run.RetryOf = &r.RetryOf
+		}
 		if len(d.Warnings) > 0 {
 			run.Warnings, _ = json.Marshal(Records(d.Warnings))
 		}
@@ -625,7 +634,7 @@ func (a *Admitter) decideBatch(ctx context.Context, batch []*pendingAdmit) ([]ad
 			ev.Type = "run_admitted"
 			ev.Summary = fmt.Sprintf("Run admitted for agent %s (%s)", run.AgentID, describe(run.Model, run.Feature))
 			ev.Data, _ = json.Marshal(map[string]any{"model": run.Model, "feature": run.Feature, "estimate_cost_micros": it.estCost,
-				"lease_expires_at": expires, "limits_checked": len(d.Checks), "warnings": Records(d.Warnings)})
+				"lease_expires_at": expires, "limits_checked": len(d.Checks), "warnings": Records(d.Warnings), "retry_of": r.RetryOf})
 			payload, _ := json.Marshal(lifecycle.RunInput{
 				OrgID: run.OrgID, RunID: run.ID, ProjectID: run.ProjectID, AgentID: run.AgentID, APIKeyID: run.ApiKeyID,
 				LeaseExpiresAt: expires,
@@ -697,7 +706,7 @@ func sameAdmission(r dbsqlc.Run, p *pendingAdmit) bool {
 	return r.AgentID == req.AgentID && r.Model == req.Model && r.Feature == req.Feature &&
 		r.ApiKeyID == req.Caller.APIKeyID && r.EstInputTokens == req.Estimate.InputTokens &&
 		r.EstOutputTokens == req.Estimate.OutputTokens &&
-		(req.Estimate.CostMicros == 0 || r.EstCostMicros == req.Estimate.CostMicros)
+		(req.Estimate.CostMicros == 0 || r.EstCostMicros == req.Estimate.CostMicros) && deref(r.RetryOf) == req.RetryOf
 }
 
 func blockingFirst(d limits.Decision) []limits.Check {

@@ -16,6 +16,7 @@ import (
 	"github.com/governor-hq/governor/internal/change"
 	"github.com/governor-hq/governor/internal/events"
 	"github.com/governor-hq/governor/internal/lifecycle"
+	"github.com/governor-hq/governor/internal/systemrecords"
 )
 
 // ErrNotDeadLettered: RetrySettlement was asked for a run whose settlement has not given up.
@@ -58,6 +59,12 @@ func (st *Settler) DeadLetter(ctx context.Context, runID, by, cause string) (cha
 		}); err != nil {
 			return err
 		}
+		if err := systemrecords.Write(ctx, tx, systemrecords.Record{OrgID: run.OrgID, Kind: systemrecords.KindSettlementDeadLettered,
+			Severity: systemrecords.Error, RunID: run.ID, WorkflowID: lifecycle.RunWorkflowID(run.ID),
+			Message: "Settlement gave up after its retries and was dead-lettered: " + run.DeadLetterError,
+			Data:    map[string]any{"error": run.DeadLetterError, "by": by}}); err != nil {
+			return err
+		}
 		for _, h := range st.deadLetterHooks {
 			if err := h(ctx, tx, run); err != nil {
 				return err
@@ -98,6 +105,12 @@ func RetrySettlement(ctx context.Context, pool *pgxpool.Pool, caller authz.Princ
 			OrgID: out.OrgID, Kind: "signal_with_start", WorkflowType: lifecycle.RunWorkflowType,
 			WorkflowID: lifecycle.RunWorkflowID(out.ID), SignalName: lifecycle.SignalSettlementRetry, Payload: payload,
 		}); err != nil {
+			return err
+		}
+		if err := systemrecords.Write(ctx, c.DB, systemrecords.Record{OrgID: out.OrgID, Kind: systemrecords.KindSettlementRetried,
+			RunID: out.ID, WorkflowID: lifecycle.RunWorkflowID(out.ID),
+			Message: "Settlement retried by API key " + caller.APIKeyID + " after: " + before.DeadLetterError,
+			Data:    map[string]any{"dead_letter_error": before.DeadLetterError, "api_key_id": caller.APIKeyID, "request_id": requestID}}); err != nil {
 			return err
 		}
 		return c.Record(ctx, "run.settlement_retried", map[string]any{"dead_letter_error": before.DeadLetterError}, nil, events.Event{

@@ -270,6 +270,11 @@ func (st *Settler) Settle(ctx context.Context, runID, by string) (Settlement, er
 				}
 			}
 			cost, costSource = settledCost(run, in, outTok, prices[run.OrgID])
+			if costSource == CostNone {
+				if cost, in, outTok, costSource, err = chargeCalls(ctx, tx, run); err != nil {
+					return err
+				}
+			}
 		}
 		ran := int64(0)
 		if status == "succeeded" || status == "failed" {

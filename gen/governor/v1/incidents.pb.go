@@ -1090,11 +1090,131 @@ func (x *UpdateIncidentSettingsResponse) GetSettings() *IncidentSettings {
 	return nil
 }
 
+type ListIncidentLlmCallsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	NewestFirst   bool                   `protobuf:"varint,2,opt,name=newest_first,json=newestFirst,proto3" json:"newest_first,omitempty"`
+	PageSize      int32                  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListIncidentLlmCallsRequest) Reset() {
+	*x = ListIncidentLlmCallsRequest{}
+	mi := &file_governor_v1_incidents_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListIncidentLlmCallsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListIncidentLlmCallsRequest) ProtoMessage() {}
+
+func (x *ListIncidentLlmCallsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_governor_v1_incidents_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListIncidentLlmCallsRequest.ProtoReflect.Descriptor instead.
+func (*ListIncidentLlmCallsRequest) Descriptor() ([]byte, []int) {
+	return file_governor_v1_incidents_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListIncidentLlmCallsRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ListIncidentLlmCallsRequest) GetNewestFirst() bool {
+	if x != nil {
+		return x.NewestFirst
+	}
+	return false
+}
+
+func (x *ListIncidentLlmCallsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListIncidentLlmCallsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListIncidentLlmCallsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Calls         []*LlmCall             `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListIncidentLlmCallsResponse) Reset() {
+	*x = ListIncidentLlmCallsResponse{}
+	mi := &file_governor_v1_incidents_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListIncidentLlmCallsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListIncidentLlmCallsResponse) ProtoMessage() {}
+
+func (x *ListIncidentLlmCallsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_governor_v1_incidents_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListIncidentLlmCallsResponse.ProtoReflect.Descriptor instead.
+func (*ListIncidentLlmCallsResponse) Descriptor() ([]byte, []int) {
+	return file_governor_v1_incidents_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListIncidentLlmCallsResponse) GetCalls() []*LlmCall {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
+func (x *ListIncidentLlmCallsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_governor_v1_incidents_proto protoreflect.FileDescriptor
 
 const file_governor_v1_incidents_proto_rawDesc = "" +
 	"\n" +
-	"\x1bgovernor/v1/incidents.proto\x12\vgovernor.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a governor/v1/incident_model.proto\x1a\x16governor/v1/runs.proto\"\xf9\x03\n" +
+	"\x1bgovernor/v1/incidents.proto\x12\vgovernor.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a governor/v1/incident_model.proto\x1a\x16governor/v1/logs.proto\x1a\x16governor/v1/runs.proto\"\xf9\x03\n" +
 	"\x14ListIncidentsRequest\x12J\n" +
 	"\bstatuses\x18\x01 \x03(\x0e2\x1b.governor.v1.IncidentStatusB\x11\xbaH\x0e\x92\x01\v\x10\x03\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\x12P\n" +
 	"\n" +
@@ -1170,14 +1290,25 @@ const file_governor_v1_incidents_proto_rawDesc = "" +
 	"\x1dUpdateIncidentSettingsRequest\x12A\n" +
 	"\bsettings\x18\x01 \x01(\v2\x1d.governor.v1.IncidentSettingsB\x06\xbaH\x03\xc8\x01\x01R\bsettings\"[\n" +
 	"\x1eUpdateIncidentSettingsResponse\x129\n" +
-	"\bsettings\x18\x01 \x01(\v2\x1d.governor.v1.IncidentSettingsR\bsettings2\xbc\a\n" +
+	"\bsettings\x18\x01 \x01(\v2\x1d.governor.v1.IncidentSettingsR\bsettings\"\xbd\x01\n" +
+	"\x1bListIncidentLlmCallsRequest\x12)\n" +
+	"\x02id\x18\x01 \x01(\tB\x19\xbaH\x16r\x142\x12^inc_[0-9a-z]{26}$R\x02id\x12!\n" +
+	"\fnewest_first\x18\x02 \x01(\bR\vnewestFirst\x12'\n" +
+	"\tpage_size\x18\x03 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"r\n" +
+	"\x1cListIncidentLlmCallsResponse\x12*\n" +
+	"\x05calls\x18\x01 \x03(\v2\x14.governor.v1.LlmCallR\x05calls\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xae\b\n" +
 	"\x0fIncidentService\x12[\n" +
 	"\rListIncidents\x12!.governor.v1.ListIncidentsRequest\x1a\".governor.v1.ListIncidentsResponse\"\x03\x90\x02\x01\x12U\n" +
 	"\vGetIncident\x12\x1f.governor.v1.GetIncidentRequest\x1a .governor.v1.GetIncidentResponse\"\x03\x90\x02\x01\x12h\n" +
 	"\x13AcknowledgeIncident\x12'.governor.v1.AcknowledgeIncidentRequest\x1a(.governor.v1.AcknowledgeIncidentResponse\x12\\\n" +
 	"\x0fResolveIncident\x12#.governor.v1.ResolveIncidentRequest\x1a$.governor.v1.ResolveIncidentResponse\x12p\n" +
 	"\x14GetIncidentSourceRun\x12(.governor.v1.GetIncidentSourceRunRequest\x1a).governor.v1.GetIncidentSourceRunResponse\"\x03\x90\x02\x01\x12d\n" +
-	"\x10ListIncidentRuns\x12$.governor.v1.ListIncidentRunsRequest\x1a%.governor.v1.ListIncidentRunsResponse\"\x03\x90\x02\x01\x12s\n" +
+	"\x10ListIncidentRuns\x12$.governor.v1.ListIncidentRunsRequest\x1a%.governor.v1.ListIncidentRunsResponse\"\x03\x90\x02\x01\x12p\n" +
+	"\x14ListIncidentLlmCalls\x12(.governor.v1.ListIncidentLlmCallsRequest\x1a).governor.v1.ListIncidentLlmCallsResponse\"\x03\x90\x02\x01\x12s\n" +
 	"\x15GetIncidentCostImpact\x12).governor.v1.GetIncidentCostImpactRequest\x1a*.governor.v1.GetIncidentCostImpactResponse\"\x03\x90\x02\x01\x12m\n" +
 	"\x13GetIncidentSettings\x12'.governor.v1.GetIncidentSettingsRequest\x1a(.governor.v1.GetIncidentSettingsResponse\"\x03\x90\x02\x01\x12q\n" +
 	"\x16UpdateIncidentSettings\x12*.governor.v1.UpdateIncidentSettingsRequest\x1a+.governor.v1.UpdateIncidentSettingsResponseB<Z:github.com/governor-hq/governor/gen/governor/v1;governorv1b\x06proto3"
@@ -1194,7 +1325,7 @@ func file_governor_v1_incidents_proto_rawDescGZIP() []byte {
 	return file_governor_v1_incidents_proto_rawDescData
 }
 
-var file_governor_v1_incidents_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_governor_v1_incidents_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_governor_v1_incidents_proto_goTypes = []any{
 	(*ListIncidentsRequest)(nil),           // 0: governor.v1.ListIncidentsRequest
 	(*ListIncidentsResponse)(nil),          // 1: governor.v1.ListIncidentsResponse
@@ -1215,51 +1346,57 @@ var file_governor_v1_incidents_proto_goTypes = []any{
 	(*GetIncidentSettingsResponse)(nil),    // 16: governor.v1.GetIncidentSettingsResponse
 	(*UpdateIncidentSettingsRequest)(nil),  // 17: governor.v1.UpdateIncidentSettingsRequest
 	(*UpdateIncidentSettingsResponse)(nil), // 18: governor.v1.UpdateIncidentSettingsResponse
-	(IncidentStatus)(0),                    // 19: governor.v1.IncidentStatus
-	(IncidentSeverity)(0),                  // 20: governor.v1.IncidentSeverity
-	(IncidentCategory)(0),                  // 21: governor.v1.IncidentCategory
-	(*timestamppb.Timestamp)(nil),          // 22: google.protobuf.Timestamp
-	(*Incident)(nil),                       // 23: governor.v1.Incident
-	(*Run)(nil),                            // 24: governor.v1.Run
+	(*ListIncidentLlmCallsRequest)(nil),    // 19: governor.v1.ListIncidentLlmCallsRequest
+	(*ListIncidentLlmCallsResponse)(nil),   // 20: governor.v1.ListIncidentLlmCallsResponse
+	(IncidentStatus)(0),                    // 21: governor.v1.IncidentStatus
+	(IncidentSeverity)(0),                  // 22: governor.v1.IncidentSeverity
+	(IncidentCategory)(0),                  // 23: governor.v1.IncidentCategory
+	(*timestamppb.Timestamp)(nil),          // 24: google.protobuf.Timestamp
+	(*Incident)(nil),                       // 25: governor.v1.Incident
+	(*Run)(nil),                            // 26: governor.v1.Run
+	(*LlmCall)(nil),                        // 27: governor.v1.LlmCall
 }
 var file_governor_v1_incidents_proto_depIdxs = []int32{
-	19, // 0: governor.v1.ListIncidentsRequest.statuses:type_name -> governor.v1.IncidentStatus
-	20, // 1: governor.v1.ListIncidentsRequest.severities:type_name -> governor.v1.IncidentSeverity
-	21, // 2: governor.v1.ListIncidentsRequest.categories:type_name -> governor.v1.IncidentCategory
-	22, // 3: governor.v1.ListIncidentsRequest.start_time:type_name -> google.protobuf.Timestamp
-	22, // 4: governor.v1.ListIncidentsRequest.end_time:type_name -> google.protobuf.Timestamp
-	23, // 5: governor.v1.ListIncidentsResponse.incidents:type_name -> governor.v1.Incident
-	23, // 6: governor.v1.GetIncidentResponse.incident:type_name -> governor.v1.Incident
-	23, // 7: governor.v1.AcknowledgeIncidentResponse.incident:type_name -> governor.v1.Incident
-	23, // 8: governor.v1.ResolveIncidentResponse.incident:type_name -> governor.v1.Incident
-	24, // 9: governor.v1.GetIncidentSourceRunResponse.run:type_name -> governor.v1.Run
-	24, // 10: governor.v1.ListIncidentRunsResponse.runs:type_name -> governor.v1.Run
+	21, // 0: governor.v1.ListIncidentsRequest.statuses:type_name -> governor.v1.IncidentStatus
+	22, // 1: governor.v1.ListIncidentsRequest.severities:type_name -> governor.v1.IncidentSeverity
+	23, // 2: governor.v1.ListIncidentsRequest.categories:type_name -> governor.v1.IncidentCategory
+	24, // 3: governor.v1.ListIncidentsRequest.start_time:type_name -> google.protobuf.Timestamp
+	24, // 4: governor.v1.ListIncidentsRequest.end_time:type_name -> google.protobuf.Timestamp
+	25, // 5: governor.v1.ListIncidentsResponse.incidents:type_name -> governor.v1.Incident
+	25, // 6: governor.v1.GetIncidentResponse.incident:type_name -> governor.v1.Incident
+	25, // 7: governor.v1.AcknowledgeIncidentResponse.incident:type_name -> governor.v1.Incident
+	25, // 8: governor.v1.ResolveIncidentResponse.incident:type_name -> governor.v1.Incident
+	26, // 9: governor.v1.GetIncidentSourceRunResponse.run:type_name -> governor.v1.Run
+	26, // 10: governor.v1.ListIncidentRunsResponse.runs:type_name -> governor.v1.Run
 	14, // 11: governor.v1.GetIncidentSettingsResponse.settings:type_name -> governor.v1.IncidentSettings
 	14, // 12: governor.v1.UpdateIncidentSettingsRequest.settings:type_name -> governor.v1.IncidentSettings
 	14, // 13: governor.v1.UpdateIncidentSettingsResponse.settings:type_name -> governor.v1.IncidentSettings
-	0,  // 14: governor.v1.IncidentService.ListIncidents:input_type -> governor.v1.ListIncidentsRequest
-	2,  // 15: governor.v1.IncidentService.GetIncident:input_type -> governor.v1.GetIncidentRequest
-	4,  // 16: governor.v1.IncidentService.AcknowledgeIncident:input_type -> governor.v1.AcknowledgeIncidentRequest
-	6,  // 17: governor.v1.IncidentService.ResolveIncident:input_type -> governor.v1.ResolveIncidentRequest
-	8,  // 18: governor.v1.IncidentService.GetIncidentSourceRun:input_type -> governor.v1.GetIncidentSourceRunRequest
-	10, // 19: governor.v1.IncidentService.ListIncidentRuns:input_type -> governor.v1.ListIncidentRunsRequest
-	12, // 20: governor.v1.IncidentService.GetIncidentCostImpact:input_type -> governor.v1.GetIncidentCostImpactRequest
-	15, // 21: governor.v1.IncidentService.GetIncidentSettings:input_type -> governor.v1.GetIncidentSettingsRequest
-	17, // 22: governor.v1.IncidentService.UpdateIncidentSettings:input_type -> governor.v1.UpdateIncidentSettingsRequest
-	1,  // 23: governor.v1.IncidentService.ListIncidents:output_type -> governor.v1.ListIncidentsResponse
-	3,  // 24: governor.v1.IncidentService.GetIncident:output_type -> governor.v1.GetIncidentResponse
-	5,  // 25: governor.v1.IncidentService.AcknowledgeIncident:output_type -> governor.v1.AcknowledgeIncidentResponse
-	7,  // 26: governor.v1.IncidentService.ResolveIncident:output_type -> governor.v1.ResolveIncidentResponse
-	9,  // 27: governor.v1.IncidentService.GetIncidentSourceRun:output_type -> governor.v1.GetIncidentSourceRunResponse
-	11, // 28: governor.v1.IncidentService.ListIncidentRuns:output_type -> governor.v1.ListIncidentRunsResponse
-	13, // 29: governor.v1.IncidentService.GetIncidentCostImpact:output_type -> governor.v1.GetIncidentCostImpactResponse
-	16, // 30: governor.v1.IncidentService.GetIncidentSettings:output_type -> governor.v1.GetIncidentSettingsResponse
-	18, // 31: governor.v1.IncidentService.UpdateIncidentSettings:output_type -> governor.v1.UpdateIncidentSettingsResponse
-	23, // [23:32] is the sub-list for method output_type
-	14, // [14:23] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	27, // 14: governor.v1.ListIncidentLlmCallsResponse.calls:type_name -> governor.v1.LlmCall
+	0,  // 15: governor.v1.IncidentService.ListIncidents:input_type -> governor.v1.ListIncidentsRequest
+	2,  // 16: governor.v1.IncidentService.GetIncident:input_type -> governor.v1.GetIncidentRequest
+	4,  // 17: governor.v1.IncidentService.AcknowledgeIncident:input_type -> governor.v1.AcknowledgeIncidentRequest
+	6,  // 18: governor.v1.IncidentService.ResolveIncident:input_type -> governor.v1.ResolveIncidentRequest
+	8,  // 19: governor.v1.IncidentService.GetIncidentSourceRun:input_type -> governor.v1.GetIncidentSourceRunRequest
+	10, // 20: governor.v1.IncidentService.ListIncidentRuns:input_type -> governor.v1.ListIncidentRunsRequest
+	19, // 21: governor.v1.IncidentService.ListIncidentLlmCalls:input_type -> governor.v1.ListIncidentLlmCallsRequest
+	12, // 22: governor.v1.IncidentService.GetIncidentCostImpact:input_type -> governor.v1.GetIncidentCostImpactRequest
+	15, // 23: governor.v1.IncidentService.GetIncidentSettings:input_type -> governor.v1.GetIncidentSettingsRequest
+	17, // 24: governor.v1.IncidentService.UpdateIncidentSettings:input_type -> governor.v1.UpdateIncidentSettingsRequest
+	1,  // 25: governor.v1.IncidentService.ListIncidents:output_type -> governor.v1.ListIncidentsResponse
+	3,  // 26: governor.v1.IncidentService.GetIncident:output_type -> governor.v1.GetIncidentResponse
+	5,  // 27: governor.v1.IncidentService.AcknowledgeIncident:output_type -> governor.v1.AcknowledgeIncidentResponse
+	7,  // 28: governor.v1.IncidentService.ResolveIncident:output_type -> governor.v1.ResolveIncidentResponse
+	9,  // 29: governor.v1.IncidentService.GetIncidentSourceRun:output_type -> governor.v1.GetIncidentSourceRunResponse
+	11, // 30: governor.v1.IncidentService.ListIncidentRuns:output_type -> governor.v1.ListIncidentRunsResponse
+	20, // 31: governor.v1.IncidentService.ListIncidentLlmCalls:output_type -> governor.v1.ListIncidentLlmCallsResponse
+	13, // 32: governor.v1.IncidentService.GetIncidentCostImpact:output_type -> governor.v1.GetIncidentCostImpactResponse
+	16, // 33: governor.v1.IncidentService.GetIncidentSettings:output_type -> governor.v1.GetIncidentSettingsResponse
+	18, // 34: governor.v1.IncidentService.UpdateIncidentSettings:output_type -> governor.v1.UpdateIncidentSettingsResponse
+	25, // [25:35] is the sub-list for method output_type
+	15, // [15:25] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_governor_v1_incidents_proto_init() }
@@ -1268,6 +1405,7 @@ func file_governor_v1_incidents_proto_init() {
 		return
 	}
 	file_governor_v1_incident_model_proto_init()
+	file_governor_v1_logs_proto_init()
 	file_governor_v1_runs_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1275,7 +1413,7 @@ func file_governor_v1_incidents_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_governor_v1_incidents_proto_rawDesc), len(file_governor_v1_incidents_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1738,10 +1738,16 @@ type ModelPrice struct {
 	InputMicrosPerMillionTokens  int64 `protobuf:"varint,2,opt,name=input_micros_per_million_tokens,json=inputMicrosPerMillionTokens,proto3" json:"input_micros_per_million_tokens,omitempty"`
 	OutputMicrosPerMillionTokens int64 `protobuf:"varint,3,opt,name=output_micros_per_million_tokens,json=outputMicrosPerMillionTokens,proto3" json:"output_micros_per_million_tokens,omitempty"`
 	// True when the organization set it; false for Governor's default.
-	Custom        bool                   `protobuf:"varint,4,opt,name=custom,proto3" json:"custom,omitempty"`
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Custom     bool                   `protobuf:"varint,4,opt,name=custom,proto3" json:"custom,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Prices of the other token kinds of LLM calls (RunService.RecordLlmCalls), micro-dollars
+	// per million tokens. Absent: cache reads and writes cost the input price, reasoning
+	// tokens the output price.
+	CacheReadMicrosPerMillionTokens  *int64 `protobuf:"varint,6,opt,name=cache_read_micros_per_million_tokens,json=cacheReadMicrosPerMillionTokens,proto3,oneof" json:"cache_read_micros_per_million_tokens,omitempty"`
+	CacheWriteMicrosPerMillionTokens *int64 `protobuf:"varint,7,opt,name=cache_write_micros_per_million_tokens,json=cacheWriteMicrosPerMillionTokens,proto3,oneof" json:"cache_write_micros_per_million_tokens,omitempty"`
+	ReasoningMicrosPerMillionTokens  *int64 `protobuf:"varint,8,opt,name=reasoning_micros_per_million_tokens,json=reasoningMicrosPerMillionTokens,proto3,oneof" json:"reasoning_micros_per_million_tokens,omitempty"`
+	unknownFields                    protoimpl.UnknownFields
+	sizeCache                        protoimpl.SizeCache
 }
 
 func (x *ModelPrice) Reset() {
@@ -1807,6 +1813,27 @@ func (x *ModelPrice) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *ModelPrice) GetCacheReadMicrosPerMillionTokens() int64 {
+	if x != nil && x.CacheReadMicrosPerMillionTokens != nil {
+		return *x.CacheReadMicrosPerMillionTokens
+	}
+	return 0
+}
+
+func (x *ModelPrice) GetCacheWriteMicrosPerMillionTokens() int64 {
+	if x != nil && x.CacheWriteMicrosPerMillionTokens != nil {
+		return *x.CacheWriteMicrosPerMillionTokens
+	}
+	return 0
+}
+
+func (x *ModelPrice) GetReasoningMicrosPerMillionTokens() int64 {
+	if x != nil && x.ReasoningMicrosPerMillionTokens != nil {
+		return *x.ReasoningMicrosPerMillionTokens
+	}
+	return 0
 }
 
 type ListModelPricesRequest struct {
@@ -1894,8 +1921,12 @@ type SetModelPriceRequest struct {
 	Model                        string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	InputMicrosPerMillionTokens  int64                  `protobuf:"varint,2,opt,name=input_micros_per_million_tokens,json=inputMicrosPerMillionTokens,proto3" json:"input_micros_per_million_tokens,omitempty"`
 	OutputMicrosPerMillionTokens int64                  `protobuf:"varint,3,opt,name=output_micros_per_million_tokens,json=outputMicrosPerMillionTokens,proto3" json:"output_micros_per_million_tokens,omitempty"`
-	unknownFields                protoimpl.UnknownFields
-	sizeCache                    protoimpl.SizeCache
+	// The other token kinds' prices; absent: they fall back (see ModelPrice).
+	CacheReadMicrosPerMillionTokens  *int64 `protobuf:"varint,4,opt,name=cache_read_micros_per_million_tokens,json=cacheReadMicrosPerMillionTokens,proto3,oneof" json:"cache_read_micros_per_million_tokens,omitempty"`
+	CacheWriteMicrosPerMillionTokens *int64 `protobuf:"varint,5,opt,name=cache_write_micros_per_million_tokens,json=cacheWriteMicrosPerMillionTokens,proto3,oneof" json:"cache_write_micros_per_million_tokens,omitempty"`
+	ReasoningMicrosPerMillionTokens  *int64 `protobuf:"varint,6,opt,name=reasoning_micros_per_million_tokens,json=reasoningMicrosPerMillionTokens,proto3,oneof" json:"reasoning_micros_per_million_tokens,omitempty"`
+	unknownFields                    protoimpl.UnknownFields
+	sizeCache                        protoimpl.SizeCache
 }
 
 func (x *SetModelPriceRequest) Reset() {
@@ -1945,6 +1976,27 @@ func (x *SetModelPriceRequest) GetInputMicrosPerMillionTokens() int64 {
 func (x *SetModelPriceRequest) GetOutputMicrosPerMillionTokens() int64 {
 	if x != nil {
 		return x.OutputMicrosPerMillionTokens
+	}
+	return 0
+}
+
+func (x *SetModelPriceRequest) GetCacheReadMicrosPerMillionTokens() int64 {
+	if x != nil && x.CacheReadMicrosPerMillionTokens != nil {
+		return *x.CacheReadMicrosPerMillionTokens
+	}
+	return 0
+}
+
+func (x *SetModelPriceRequest) GetCacheWriteMicrosPerMillionTokens() int64 {
+	if x != nil && x.CacheWriteMicrosPerMillionTokens != nil {
+		return *x.CacheWriteMicrosPerMillionTokens
+	}
+	return 0
+}
+
+func (x *SetModelPriceRequest) GetReasoningMicrosPerMillionTokens() int64 {
+	if x != nil && x.ReasoningMicrosPerMillionTokens != nil {
+		return *x.ReasoningMicrosPerMillionTokens
 	}
 	return 0
 }
@@ -2205,7 +2257,7 @@ const file_governor_v1_limits_proto_rawDesc = "" +
 	"\bestimate\x18\x05 \x01(\v2\x15.governor.v1.EstimateR\bestimate\"{\n" +
 	"\x13CheckLimitsResponse\x123\n" +
 	"\averdict\x18\x01 \x01(\x0e2\x19.governor.v1.CheckVerdictR\averdict\x12/\n" +
-	"\x06checks\x18\x02 \x03(\v2\x17.governor.v1.LimitCheckR\x06checks\"\x85\x02\n" +
+	"\x06checks\x18\x02 \x03(\v2\x17.governor.v1.LimitCheckR\x06checks\"\xfd\x04\n" +
 	"\n" +
 	"ModelPrice\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12D\n" +
@@ -2213,15 +2265,27 @@ const file_governor_v1_limits_proto_rawDesc = "" +
 	" output_micros_per_million_tokens\x18\x03 \x01(\x03R\x1coutputMicrosPerMillionTokens\x12\x16\n" +
 	"\x06custom\x18\x04 \x01(\bR\x06custom\x12;\n" +
 	"\vupdate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\x18\n" +
+	"updateTime\x12R\n" +
+	"$cache_read_micros_per_million_tokens\x18\x06 \x01(\x03H\x00R\x1fcacheReadMicrosPerMillionTokens\x88\x01\x01\x12T\n" +
+	"%cache_write_micros_per_million_tokens\x18\a \x01(\x03H\x01R cacheWriteMicrosPerMillionTokens\x88\x01\x01\x12Q\n" +
+	"#reasoning_micros_per_million_tokens\x18\b \x01(\x03H\x02R\x1freasoningMicrosPerMillionTokens\x88\x01\x01B'\n" +
+	"%_cache_read_micros_per_million_tokensB(\n" +
+	"&_cache_write_micros_per_million_tokensB&\n" +
+	"$_reasoning_micros_per_million_tokens\"\x18\n" +
 	"\x16ListModelPricesRequest\"J\n" +
 	"\x17ListModelPricesResponse\x12/\n" +
-	"\x06prices\x18\x01 \x03(\v2\x17.governor.v1.ModelPriceR\x06prices\"\xe6\x01\n" +
+	"\x06prices\x18\x01 \x03(\v2\x17.governor.v1.ModelPriceR\x06prices\"\x8e\x05\n" +
 	"\x14SetModelPriceRequest\x12 \n" +
 	"\x05model\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x05model\x12T\n" +
 	"\x1finput_micros_per_million_tokens\x18\x02 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d(\x00R\x1binputMicrosPerMillionTokens\x12V\n" +
-	" output_micros_per_million_tokens\x18\x03 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d(\x00R\x1coutputMicrosPerMillionTokens\"F\n" +
+	" output_micros_per_million_tokens\x18\x03 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d(\x00R\x1coutputMicrosPerMillionTokens\x12b\n" +
+	"$cache_read_micros_per_million_tokens\x18\x04 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d(\x00H\x00R\x1fcacheReadMicrosPerMillionTokens\x88\x01\x01\x12d\n" +
+	"%cache_write_micros_per_million_tokens\x18\x05 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d(\x00H\x01R cacheWriteMicrosPerMillionTokens\x88\x01\x01\x12a\n" +
+	"#reasoning_micros_per_million_tokens\x18\x06 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xa0\x94\xa5\x8d\x1d(\x00H\x02R\x1freasoningMicrosPerMillionTokens\x88\x01\x01B'\n" +
+	"%_cache_read_micros_per_million_tokensB(\n" +
+	"&_cache_write_micros_per_million_tokensB&\n" +
+	"$_reasoning_micros_per_million_tokens\"F\n" +
 	"\x15SetModelPriceResponse\x12-\n" +
 	"\x05price\x18\x01 \x01(\v2\x17.governor.v1.ModelPriceR\x05price\";\n" +
 	"\x17DeleteModelPriceRequest\x12 \n" +
@@ -2394,6 +2458,8 @@ func file_governor_v1_limits_proto_init() {
 		return
 	}
 	file_governor_v1_limits_proto_msgTypes[8].OneofWrappers = []any{}
+	file_governor_v1_limits_proto_msgTypes[19].OneofWrappers = []any{}
+	file_governor_v1_limits_proto_msgTypes[22].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

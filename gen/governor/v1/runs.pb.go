@@ -190,8 +190,10 @@ type Run struct {
 	// reservation still counts until it settles. RetrySettlement tries again.
 	DeadLetterTime  *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=dead_letter_time,json=deadLetterTime,proto3" json:"dead_letter_time,omitempty"`
 	DeadLetterError string                 `protobuf:"bytes,24,opt,name=dead_letter_error,json=deadLetterError,proto3" json:"dead_letter_error,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The earlier run this one retries (AdmitRunRequest.retry_of).
+	RetryOf       string `protobuf:"bytes,25,opt,name=retry_of,json=retryOf,proto3" json:"retry_of,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Run) Reset() {
@@ -392,6 +394,13 @@ func (x *Run) GetDeadLetterError() string {
 	return ""
 }
 
+func (x *Run) GetRetryOf() string {
+	if x != nil {
+		return x.RetryOf
+	}
+	return ""
+}
+
 type AdmitRunRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	AgentId  string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
@@ -403,7 +412,10 @@ type AdmitRunRequest struct {
 	// instead of admitting another.
 	ClientRunId string `protobuf:"bytes,6,opt,name=client_run_id,json=clientRunId,proto3" json:"client_run_id,omitempty"`
 	// Lease length; default from the server's configuration, at most 24 hours.
-	Lease         *durationpb.Duration `protobuf:"bytes,7,opt,name=lease,proto3" json:"lease,omitempty"`
+	Lease *durationpb.Duration `protobuf:"bytes,7,opt,name=lease,proto3" json:"lease,omitempty"`
+	// An earlier run of the organization that this run retries (after it failed, say):
+	// recovery statistics follow these links. InvalidArgument when there is no such run.
+	RetryOf       string `protobuf:"bytes,8,opt,name=retry_of,json=retryOf,proto3" json:"retry_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -485,6 +497,13 @@ func (x *AdmitRunRequest) GetLease() *durationpb.Duration {
 		return x.Lease
 	}
 	return nil
+}
+
+func (x *AdmitRunRequest) GetRetryOf() string {
+	if x != nil {
+		return x.RetryOf
+	}
+	return ""
 }
 
 type AdmitRunResponse struct {
@@ -1774,16 +1793,608 @@ func (x *ListRunIncidentsResponse) GetIncidents() []*Incident {
 	return nil
 }
 
+type RecordLlmCallsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Calls         []*LlmCallReport       `protobuf:"bytes,2,rep,name=calls,proto3" json:"calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordLlmCallsRequest) Reset() {
+	*x = RecordLlmCallsRequest{}
+	mi := &file_governor_v1_runs_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordLlmCallsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordLlmCallsRequest) ProtoMessage() {}
+
+func (x *RecordLlmCallsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_governor_v1_runs_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordLlmCallsRequest.ProtoReflect.Descriptor instead.
+func (*RecordLlmCallsRequest) Descriptor() ([]byte, []int) {
+	return file_governor_v1_runs_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RecordLlmCallsRequest) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *RecordLlmCallsRequest) GetCalls() []*LlmCallReport {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
+type RecordLlmCallsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Calls recorded by this request.
+	Recorded int32 `protobuf:"varint,1,opt,name=recorded,proto3" json:"recorded,omitempty"`
+	// Calls whose call_id was recorded before (a retry): not recorded again.
+	AlreadyRecorded        int32    `protobuf:"varint,2,opt,name=already_recorded,json=alreadyRecorded,proto3" json:"already_recorded,omitempty"`
+	AlreadyRecordedCallIds []string `protobuf:"bytes,3,rep,name=already_recorded_call_ids,json=alreadyRecordedCallIds,proto3" json:"already_recorded_call_ids,omitempty"`
+	// Of the calls recorded, those recorded after the run settled.
+	Late int32 `protobuf:"varint,4,opt,name=late,proto3" json:"late,omitempty"`
+	// The cost of the calls recorded by this request.
+	CostMicros    int64 `protobuf:"varint,5,opt,name=cost_micros,json=costMicros,proto3" json:"cost_micros,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordLlmCallsResponse) Reset() {
+	*x = RecordLlmCallsResponse{}
+	mi := &file_governor_v1_runs_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordLlmCallsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordLlmCallsResponse) ProtoMessage() {}
+
+func (x *RecordLlmCallsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_governor_v1_runs_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordLlmCallsResponse.ProtoReflect.Descriptor instead.
+func (*RecordLlmCallsResponse) Descriptor() ([]byte, []int) {
+	return file_governor_v1_runs_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RecordLlmCallsResponse) GetRecorded() int32 {
+	if x != nil {
+		return x.Recorded
+	}
+	return 0
+}
+
+func (x *RecordLlmCallsResponse) GetAlreadyRecorded() int32 {
+	if x != nil {
+		return x.AlreadyRecorded
+	}
+	return 0
+}
+
+func (x *RecordLlmCallsResponse) GetAlreadyRecordedCallIds() []string {
+	if x != nil {
+		return x.AlreadyRecordedCallIds
+	}
+	return nil
+}
+
+func (x *RecordLlmCallsResponse) GetLate() int32 {
+	if x != nil {
+		return x.Late
+	}
+	return 0
+}
+
+func (x *RecordLlmCallsResponse) GetCostMicros() int64 {
+	if x != nil {
+		return x.CostMicros
+	}
+	return 0
+}
+
+type GetRunLogsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	PageSize      int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRunLogsRequest) Reset() {
+	*x = GetRunLogsRequest{}
+	mi := &file_governor_v1_runs_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRunLogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRunLogsRequest) ProtoMessage() {}
+
+func (x *GetRunLogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_governor_v1_runs_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRunLogsRequest.ProtoReflect.Descriptor instead.
+func (*GetRunLogsRequest) Descriptor() ([]byte, []int) {
+	return file_governor_v1_runs_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetRunLogsRequest) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *GetRunLogsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetRunLogsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type GetRunLogsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Oldest first; entries of the same instant in the order event, LLM call, system record.
+	Entries       []*RunLogEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	NextPageToken string         `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRunLogsResponse) Reset() {
+	*x = GetRunLogsResponse{}
+	mi := &file_governor_v1_runs_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRunLogsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRunLogsResponse) ProtoMessage() {}
+
+func (x *GetRunLogsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_governor_v1_runs_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRunLogsResponse.ProtoReflect.Descriptor instead.
+func (*GetRunLogsResponse) Descriptor() ([]byte, []int) {
+	return file_governor_v1_runs_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GetRunLogsResponse) GetEntries() []*RunLogEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *GetRunLogsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// RunLogEntry is one line of a run's logs.
+type RunLogEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Time  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// Types that are valid to be assigned to Entry:
+	//
+	//	*RunLogEntry_Event
+	//	*RunLogEntry_LlmCall
+	//	*RunLogEntry_SystemRecord
+	Entry         isRunLogEntry_Entry `protobuf_oneof:"entry"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunLogEntry) Reset() {
+	*x = RunLogEntry{}
+	mi := &file_governor_v1_runs_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunLogEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunLogEntry) ProtoMessage() {}
+
+func (x *RunLogEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_governor_v1_runs_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunLogEntry.ProtoReflect.Descriptor instead.
+func (*RunLogEntry) Descriptor() ([]byte, []int) {
+	return file_governor_v1_runs_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *RunLogEntry) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *RunLogEntry) GetEntry() isRunLogEntry_Entry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+func (x *RunLogEntry) GetEvent() *Event {
+	if x != nil {
+		if x, ok := x.Entry.(*RunLogEntry_Event); ok {
+			return x.Event
+		}
+	}
+	return nil
+}
+
+func (x *RunLogEntry) GetLlmCall() *LlmCall {
+	if x != nil {
+		if x, ok := x.Entry.(*RunLogEntry_LlmCall); ok {
+			return x.LlmCall
+		}
+	}
+	return nil
+}
+
+func (x *RunLogEntry) GetSystemRecord() *SystemRecord {
+	if x != nil {
+		if x, ok := x.Entry.(*RunLogEntry_SystemRecord); ok {
+			return x.SystemRecord
+		}
+	}
+	return nil
+}
+
+type isRunLogEntry_Entry interface {
+	isRunLogEntry_Entry()
+}
+
+type RunLogEntry_Event struct {
+	Event *Event `protobuf:"bytes,2,opt,name=event,proto3,oneof"`
+}
+
+type RunLogEntry_LlmCall struct {
+	LlmCall *LlmCall `protobuf:"bytes,3,opt,name=llm_call,json=llmCall,proto3,oneof"`
+}
+
+type RunLogEntry_SystemRecord struct {
+	SystemRecord *SystemRecord `protobuf:"bytes,4,opt,name=system_record,json=systemRecord,proto3,oneof"`
+}
+
+func (*RunLogEntry_Event) isRunLogEntry_Entry() {}
+
+func (*RunLogEntry_LlmCall) isRunLogEntry_Entry() {}
+
+func (*RunLogEntry_SystemRecord) isRunLogEntry_Entry() {}
+
+type RecordFeedbackRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The client's id of this feedback: a retry records it once.
+	FeedbackId string `protobuf:"bytes,1,opt,name=feedback_id,json=feedbackId,proto3" json:"feedback_id,omitempty"`
+	RunId      string `protobuf:"bytes,2,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// 0 (worst) to 1 (best): thumbs down 0, thumbs up 1, four stars of five 0.75.
+	Score         float64 `protobuf:"fixed64,3,opt,name=score,proto3" json:"score,omitempty"`
+	Label         string  `protobuf:"bytes,4,opt,name=label,proto3" json:"label,omitempty"`
+	Comment       string  `protobuf:"bytes,5,opt,name=comment,proto3" json:"comment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordFeedbackRequest) Reset() {
+	*x = RecordFeedbackRequest{}
+	mi := &file_governor_v1_runs_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordFeedbackRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordFeedbackRequest) ProtoMessage() {}
+
+func (x *RecordFeedbackRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_governor_v1_runs_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordFeedbackRequest.ProtoReflect.Descriptor instead.
+func (*RecordFeedbackRequest) Descriptor() ([]byte, []int) {
+	return file_governor_v1_runs_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RecordFeedbackRequest) GetFeedbackId() string {
+	if x != nil {
+		return x.FeedbackId
+	}
+	return ""
+}
+
+func (x *RecordFeedbackRequest) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *RecordFeedbackRequest) GetScore() float64 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *RecordFeedbackRequest) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *RecordFeedbackRequest) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+type RecordFeedbackResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Feedback *RunFeedback           `protobuf:"bytes,1,opt,name=feedback,proto3" json:"feedback,omitempty"`
+	// True when this feedback_id was recorded before with the same content.
+	Replayed      bool `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordFeedbackResponse) Reset() {
+	*x = RecordFeedbackResponse{}
+	mi := &file_governor_v1_runs_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordFeedbackResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordFeedbackResponse) ProtoMessage() {}
+
+func (x *RecordFeedbackResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_governor_v1_runs_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordFeedbackResponse.ProtoReflect.Descriptor instead.
+func (*RecordFeedbackResponse) Descriptor() ([]byte, []int) {
+	return file_governor_v1_runs_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RecordFeedbackResponse) GetFeedback() *RunFeedback {
+	if x != nil {
+		return x.Feedback
+	}
+	return nil
+}
+
+func (x *RecordFeedbackResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
+type RunFeedback struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	FeedbackId string                 `protobuf:"bytes,2,opt,name=feedback_id,json=feedbackId,proto3" json:"feedback_id,omitempty"`
+	RunId      string                 `protobuf:"bytes,3,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Score      float64                `protobuf:"fixed64,4,opt,name=score,proto3" json:"score,omitempty"`
+	Label      string                 `protobuf:"bytes,5,opt,name=label,proto3" json:"label,omitempty"`
+	Comment    string                 `protobuf:"bytes,6,opt,name=comment,proto3" json:"comment,omitempty"`
+	// Who gave it.
+	ApiKeyId      string                 `protobuf:"bytes,7,opt,name=api_key_id,json=apiKeyId,proto3" json:"api_key_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,8,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunFeedback) Reset() {
+	*x = RunFeedback{}
+	mi := &file_governor_v1_runs_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunFeedback) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunFeedback) ProtoMessage() {}
+
+func (x *RunFeedback) ProtoReflect() protoreflect.Message {
+	mi := &file_governor_v1_runs_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunFeedback.ProtoReflect.Descriptor instead.
+func (*RunFeedback) Descriptor() ([]byte, []int) {
+	return file_governor_v1_runs_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RunFeedback) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RunFeedback) GetFeedbackId() string {
+	if x != nil {
+		return x.FeedbackId
+	}
+	return ""
+}
+
+func (x *RunFeedback) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *RunFeedback) GetScore() float64 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *RunFeedback) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *RunFeedback) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+func (x *RunFeedback) GetApiKeyId() string {
+	if x != nil {
+		return x.ApiKeyId
+	}
+	return ""
+}
+
+func (x *RunFeedback) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *RunFeedback) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
 var File_governor_v1_runs_proto protoreflect.FileDescriptor
 
 const file_governor_v1_runs_proto_rawDesc = "" +
 	"\n" +
-	"\x16governor/v1/runs.proto\x12\vgovernor.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a governor/v1/incident_model.proto\x1a\x18governor/v1/limits.proto\"p\n" +
+	"\x16governor/v1/runs.proto\x12\vgovernor.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a governor/v1/incident_model.proto\x1a\x18governor/v1/limits.proto\x1a\x16governor/v1/logs.proto\x1a\x1agovernor/v1/timeline.proto\"p\n" +
 	"\x05Usage\x12\x1f\n" +
 	"\vcost_micros\x18\x01 \x01(\x03R\n" +
 	"costMicros\x12!\n" +
 	"\finput_tokens\x18\x02 \x01(\x03R\vinputTokens\x12#\n" +
-	"\routput_tokens\x18\x03 \x01(\x03R\foutputTokens\"\xd4\b\n" +
+	"\routput_tokens\x18\x03 \x01(\x03R\foutputTokens\"\xef\b\n" +
 	"\x03Run\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1817,10 +2428,11 @@ const file_governor_v1_runs_proto_rawDesc = "" +
 	"workflowId\x128\n" +
 	"\x19blocked_by_policy_rule_id\x18\x16 \x01(\tR\x15blockedByPolicyRuleId\x12D\n" +
 	"\x10dead_letter_time\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\x0edeadLetterTime\x12*\n" +
-	"\x11dead_letter_error\x18\x18 \x01(\tR\x0fdeadLetterError\x1a7\n" +
+	"\x11dead_letter_error\x18\x18 \x01(\tR\x0fdeadLetterError\x12\x19\n" +
+	"\bretry_of\x18\x19 \x01(\tR\aretryOf\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbb\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf4\x03\n" +
 	"\x0fAdmitRunRequest\x124\n" +
 	"\bagent_id\x18\x01 \x01(\tB\x19\xbaH\x16r\x142\x12^agt_[0-9a-z]{26}$R\aagentId\x12\x1e\n" +
 	"\x05model\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x05model\x12\"\n" +
@@ -1828,7 +2440,8 @@ const file_governor_v1_runs_proto_rawDesc = "" +
 	"\x04tags\x18\x04 \x03(\v2&.governor.v1.AdmitRunRequest.TagsEntryB\x17\xbaH\x14\x9a\x01\x11\x10 \"\x06r\x04\x10\x01\x18@*\x05r\x03\x18\x80\x02R\x04tags\x121\n" +
 	"\bestimate\x18\x05 \x01(\v2\x15.governor.v1.EstimateR\bestimate\x12,\n" +
 	"\rclient_run_id\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\vclientRunId\x12?\n" +
-	"\x05lease\x18\a \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xa3\x05*\x00R\x05lease\x1a7\n" +
+	"\x05lease\x18\a \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xa3\x05*\x00R\x05lease\x127\n" +
+	"\bretry_of\x18\b \x01(\tB\x1c\xbaH\x19r\x172\x15^(run_[0-9a-z]{26})?$R\aretryOf\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x83\x01\n" +
@@ -1947,7 +2560,56 @@ const file_governor_v1_runs_proto_rawDesc = "" +
 	"\x17ListRunIncidentsRequest\x120\n" +
 	"\x06run_id\x18\x01 \x01(\tB\x19\xbaH\x16r\x142\x12^run_[0-9a-z]{26}$R\x05runId\"O\n" +
 	"\x18ListRunIncidentsResponse\x123\n" +
-	"\tincidents\x18\x01 \x03(\v2\x15.governor.v1.IncidentR\tincidents*\xd4\x01\n" +
+	"\tincidents\x18\x01 \x03(\v2\x15.governor.v1.IncidentR\tincidents\"\x88\x01\n" +
+	"\x15RecordLlmCallsRequest\x120\n" +
+	"\x06run_id\x18\x01 \x01(\tB\x19\xbaH\x16r\x142\x12^run_[0-9a-z]{26}$R\x05runId\x12=\n" +
+	"\x05calls\x18\x02 \x03(\v2\x1a.governor.v1.LlmCallReportB\v\xbaH\b\x92\x01\x05\b\x01\x10\xe8\aR\x05calls\"\xcf\x01\n" +
+	"\x16RecordLlmCallsResponse\x12\x1a\n" +
+	"\brecorded\x18\x01 \x01(\x05R\brecorded\x12)\n" +
+	"\x10already_recorded\x18\x02 \x01(\x05R\x0falreadyRecorded\x129\n" +
+	"\x19already_recorded_call_ids\x18\x03 \x03(\tR\x16alreadyRecordedCallIds\x12\x12\n" +
+	"\x04late\x18\x04 \x01(\x05R\x04late\x12\x1f\n" +
+	"\vcost_micros\x18\x05 \x01(\x03R\n" +
+	"costMicros\"\x97\x01\n" +
+	"\x11GetRunLogsRequest\x120\n" +
+	"\x06run_id\x18\x01 \x01(\tB\x19\xbaH\x16r\x142\x12^run_[0-9a-z]{26}$R\x05runId\x12'\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"p\n" +
+	"\x12GetRunLogsResponse\x122\n" +
+	"\aentries\x18\x01 \x03(\v2\x18.governor.v1.RunLogEntryR\aentries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe7\x01\n" +
+	"\vRunLogEntry\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12*\n" +
+	"\x05event\x18\x02 \x01(\v2\x12.governor.v1.EventH\x00R\x05event\x121\n" +
+	"\bllm_call\x18\x03 \x01(\v2\x14.governor.v1.LlmCallH\x00R\allmCall\x12@\n" +
+	"\rsystem_record\x18\x04 \x01(\v2\x19.governor.v1.SystemRecordH\x00R\fsystemRecordB\a\n" +
+	"\x05entry\"\xea\x01\n" +
+	"\x15RecordFeedbackRequest\x12+\n" +
+	"\vfeedback_id\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\n" +
+	"feedbackId\x120\n" +
+	"\x06run_id\x18\x02 \x01(\tB\x19\xbaH\x16r\x142\x12^run_[0-9a-z]{26}$R\x05runId\x12/\n" +
+	"\x05score\x18\x03 \x01(\x01B\x19\xbaH\x16\x12\x14@\x01\x19\x00\x00\x00\x00\x00\x00\xf0?)\x00\x00\x00\x00\x00\x00\x00\x00R\x05score\x12\x1d\n" +
+	"\x05label\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x05label\x12\"\n" +
+	"\acomment\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xa0\x1fR\acomment\"j\n" +
+	"\x16RecordFeedbackResponse\x124\n" +
+	"\bfeedback\x18\x01 \x01(\v2\x18.governor.v1.RunFeedbackR\bfeedback\x12\x1a\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"\x8f\x02\n" +
+	"\vRunFeedback\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vfeedback_id\x18\x02 \x01(\tR\n" +
+	"feedbackId\x12\x15\n" +
+	"\x06run_id\x18\x03 \x01(\tR\x05runId\x12\x14\n" +
+	"\x05score\x18\x04 \x01(\x01R\x05score\x12\x14\n" +
+	"\x05label\x18\x05 \x01(\tR\x05label\x12\x18\n" +
+	"\acomment\x18\x06 \x01(\tR\acomment\x12\x1c\n" +
+	"\n" +
+	"api_key_id\x18\a \x01(\tR\bapiKeyId\x12\x17\n" +
+	"\auser_id\x18\b \x01(\tR\x06userId\x12;\n" +
+	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime*\xd4\x01\n" +
 	"\tRunStatus\x12\x1a\n" +
 	"\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13RUN_STATUS_ADMITTED\x10\x01\x12\x18\n" +
@@ -1956,7 +2618,7 @@ const file_governor_v1_runs_proto_rawDesc = "" +
 	"\x14RUN_STATUS_CANCELLED\x10\x04\x12\x16\n" +
 	"\x12RUN_STATUS_EXPIRED\x10\x05\x12\x16\n" +
 	"\x12RUN_STATUS_BLOCKED\x10\x06\x12\x17\n" +
-	"\x13RUN_STATUS_SETTLING\x10\a2\x8d\x06\n" +
+	"\x13RUN_STATUS_SETTLING\x10\a2\xa1\b\n" +
 	"\n" +
 	"RunService\x12G\n" +
 	"\bAdmitRun\x12\x1c.governor.v1.AdmitRunRequest\x1a\x1d.governor.v1.AdmitRunResponse\x12S\n" +
@@ -1968,7 +2630,11 @@ const file_governor_v1_runs_proto_rawDesc = "" +
 	"GetRunCost\x12\x1e.governor.v1.GetRunCostRequest\x1a\x1f.governor.v1.GetRunCostResponse\"\x03\x90\x02\x01\x12a\n" +
 	"\x0fListCostRecords\x12#.governor.v1.ListCostRecordsRequest\x1a$.governor.v1.ListCostRecordsResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\x0fRetrySettlement\x12#.governor.v1.RetrySettlementRequest\x1a$.governor.v1.RetrySettlementResponse\x12d\n" +
-	"\x10ListRunIncidents\x12$.governor.v1.ListRunIncidentsRequest\x1a%.governor.v1.ListRunIncidentsResponse\"\x03\x90\x02\x01B<Z:github.com/governor-hq/governor/gen/governor/v1;governorv1b\x06proto3"
+	"\x10ListRunIncidents\x12$.governor.v1.ListRunIncidentsRequest\x1a%.governor.v1.ListRunIncidentsResponse\"\x03\x90\x02\x01\x12^\n" +
+	"\x0eRecordLlmCalls\x12\".governor.v1.RecordLlmCallsRequest\x1a#.governor.v1.RecordLlmCallsResponse\"\x03\x90\x02\x02\x12R\n" +
+	"\n" +
+	"GetRunLogs\x12\x1e.governor.v1.GetRunLogsRequest\x1a\x1f.governor.v1.GetRunLogsResponse\"\x03\x90\x02\x01\x12^\n" +
+	"\x0eRecordFeedback\x12\".governor.v1.RecordFeedbackRequest\x1a#.governor.v1.RecordFeedbackResponse\"\x03\x90\x02\x02B<Z:github.com/governor-hq/governor/gen/governor/v1;governorv1b\x06proto3"
 
 var (
 	file_governor_v1_runs_proto_rawDescOnce sync.Once
@@ -1983,7 +2649,7 @@ func file_governor_v1_runs_proto_rawDescGZIP() []byte {
 }
 
 var file_governor_v1_runs_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_governor_v1_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_governor_v1_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_governor_v1_runs_proto_goTypes = []any{
 	(RunStatus)(0),                   // 0: governor.v1.RunStatus
 	(*Usage)(nil),                    // 1: governor.v1.Usage
@@ -2008,75 +2674,101 @@ var file_governor_v1_runs_proto_goTypes = []any{
 	(*RetrySettlementResponse)(nil),  // 20: governor.v1.RetrySettlementResponse
 	(*ListRunIncidentsRequest)(nil),  // 21: governor.v1.ListRunIncidentsRequest
 	(*ListRunIncidentsResponse)(nil), // 22: governor.v1.ListRunIncidentsResponse
-	nil,                              // 23: governor.v1.Run.TagsEntry
-	nil,                              // 24: governor.v1.AdmitRunRequest.TagsEntry
-	(*timestamppb.Timestamp)(nil),    // 25: google.protobuf.Timestamp
-	(*LimitCheck)(nil),               // 26: governor.v1.LimitCheck
-	(*Estimate)(nil),                 // 27: governor.v1.Estimate
-	(*durationpb.Duration)(nil),      // 28: google.protobuf.Duration
-	(*Incident)(nil),                 // 29: governor.v1.Incident
+	(*RecordLlmCallsRequest)(nil),    // 23: governor.v1.RecordLlmCallsRequest
+	(*RecordLlmCallsResponse)(nil),   // 24: governor.v1.RecordLlmCallsResponse
+	(*GetRunLogsRequest)(nil),        // 25: governor.v1.GetRunLogsRequest
+	(*GetRunLogsResponse)(nil),       // 26: governor.v1.GetRunLogsResponse
+	(*RunLogEntry)(nil),              // 27: governor.v1.RunLogEntry
+	(*RecordFeedbackRequest)(nil),    // 28: governor.v1.RecordFeedbackRequest
+	(*RecordFeedbackResponse)(nil),   // 29: governor.v1.RecordFeedbackResponse
+	(*RunFeedback)(nil),              // 30: governor.v1.RunFeedback
+	nil,                              // 31: governor.v1.Run.TagsEntry
+	nil,                              // 32: governor.v1.AdmitRunRequest.TagsEntry
+	(*timestamppb.Timestamp)(nil),    // 33: google.protobuf.Timestamp
+	(*LimitCheck)(nil),               // 34: governor.v1.LimitCheck
+	(*Estimate)(nil),                 // 35: governor.v1.Estimate
+	(*durationpb.Duration)(nil),      // 36: google.protobuf.Duration
+	(*Incident)(nil),                 // 37: governor.v1.Incident
+	(*LlmCallReport)(nil),            // 38: governor.v1.LlmCallReport
+	(*Event)(nil),                    // 39: governor.v1.Event
+	(*LlmCall)(nil),                  // 40: governor.v1.LlmCall
+	(*SystemRecord)(nil),             // 41: governor.v1.SystemRecord
 }
 var file_governor_v1_runs_proto_depIdxs = []int32{
-	23, // 0: governor.v1.Run.tags:type_name -> governor.v1.Run.TagsEntry
+	31, // 0: governor.v1.Run.tags:type_name -> governor.v1.Run.TagsEntry
 	0,  // 1: governor.v1.Run.status:type_name -> governor.v1.RunStatus
 	1,  // 2: governor.v1.Run.estimate:type_name -> governor.v1.Usage
 	1,  // 3: governor.v1.Run.actual:type_name -> governor.v1.Usage
-	25, // 4: governor.v1.Run.admit_time:type_name -> google.protobuf.Timestamp
-	25, // 5: governor.v1.Run.lease_expire_time:type_name -> google.protobuf.Timestamp
-	25, // 6: governor.v1.Run.complete_time:type_name -> google.protobuf.Timestamp
-	25, // 7: governor.v1.Run.settle_time:type_name -> google.protobuf.Timestamp
-	26, // 8: governor.v1.Run.blocked_by:type_name -> governor.v1.LimitCheck
-	26, // 9: governor.v1.Run.warnings:type_name -> governor.v1.LimitCheck
-	25, // 10: governor.v1.Run.dead_letter_time:type_name -> google.protobuf.Timestamp
-	24, // 11: governor.v1.AdmitRunRequest.tags:type_name -> governor.v1.AdmitRunRequest.TagsEntry
-	27, // 12: governor.v1.AdmitRunRequest.estimate:type_name -> governor.v1.Estimate
-	28, // 13: governor.v1.AdmitRunRequest.lease:type_name -> google.protobuf.Duration
+	33, // 4: governor.v1.Run.admit_time:type_name -> google.protobuf.Timestamp
+	33, // 5: governor.v1.Run.lease_expire_time:type_name -> google.protobuf.Timestamp
+	33, // 6: governor.v1.Run.complete_time:type_name -> google.protobuf.Timestamp
+	33, // 7: governor.v1.Run.settle_time:type_name -> google.protobuf.Timestamp
+	34, // 8: governor.v1.Run.blocked_by:type_name -> governor.v1.LimitCheck
+	34, // 9: governor.v1.Run.warnings:type_name -> governor.v1.LimitCheck
+	33, // 10: governor.v1.Run.dead_letter_time:type_name -> google.protobuf.Timestamp
+	32, // 11: governor.v1.AdmitRunRequest.tags:type_name -> governor.v1.AdmitRunRequest.TagsEntry
+	35, // 12: governor.v1.AdmitRunRequest.estimate:type_name -> governor.v1.Estimate
+	36, // 13: governor.v1.AdmitRunRequest.lease:type_name -> google.protobuf.Duration
 	2,  // 14: governor.v1.AdmitRunResponse.run:type_name -> governor.v1.Run
-	26, // 15: governor.v1.AdmitRunResponse.checks:type_name -> governor.v1.LimitCheck
-	26, // 16: governor.v1.RunBlocked.blocking:type_name -> governor.v1.LimitCheck
-	26, // 17: governor.v1.RunBlocked.checks:type_name -> governor.v1.LimitCheck
-	25, // 18: governor.v1.RunBlocked.retry_time:type_name -> google.protobuf.Timestamp
-	28, // 19: governor.v1.HeartbeatRunRequest.lease:type_name -> google.protobuf.Duration
-	25, // 20: governor.v1.HeartbeatRunResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	34, // 15: governor.v1.AdmitRunResponse.checks:type_name -> governor.v1.LimitCheck
+	34, // 16: governor.v1.RunBlocked.blocking:type_name -> governor.v1.LimitCheck
+	34, // 17: governor.v1.RunBlocked.checks:type_name -> governor.v1.LimitCheck
+	33, // 18: governor.v1.RunBlocked.retry_time:type_name -> google.protobuf.Timestamp
+	36, // 19: governor.v1.HeartbeatRunRequest.lease:type_name -> google.protobuf.Duration
+	33, // 20: governor.v1.HeartbeatRunResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 21: governor.v1.CompleteRunRequest.status:type_name -> governor.v1.RunStatus
-	28, // 22: governor.v1.CompleteRunRequest.wait_for_settlement:type_name -> google.protobuf.Duration
+	36, // 22: governor.v1.CompleteRunRequest.wait_for_settlement:type_name -> google.protobuf.Duration
 	2,  // 23: governor.v1.CompleteRunResponse.run:type_name -> governor.v1.Run
 	2,  // 24: governor.v1.GetRunResponse.run:type_name -> governor.v1.Run
 	0,  // 25: governor.v1.ListRunsRequest.statuses:type_name -> governor.v1.RunStatus
-	25, // 26: governor.v1.ListRunsRequest.start_time:type_name -> google.protobuf.Timestamp
-	25, // 27: governor.v1.ListRunsRequest.end_time:type_name -> google.protobuf.Timestamp
+	33, // 26: governor.v1.ListRunsRequest.start_time:type_name -> google.protobuf.Timestamp
+	33, // 27: governor.v1.ListRunsRequest.end_time:type_name -> google.protobuf.Timestamp
 	2,  // 28: governor.v1.ListRunsResponse.runs:type_name -> governor.v1.Run
 	0,  // 29: governor.v1.CostRecord.run_status:type_name -> governor.v1.RunStatus
-	25, // 30: governor.v1.CostRecord.record_time:type_name -> google.protobuf.Timestamp
+	33, // 30: governor.v1.CostRecord.record_time:type_name -> google.protobuf.Timestamp
 	14, // 31: governor.v1.GetRunCostResponse.cost:type_name -> governor.v1.CostRecord
-	25, // 32: governor.v1.ListCostRecordsRequest.start_time:type_name -> google.protobuf.Timestamp
-	25, // 33: governor.v1.ListCostRecordsRequest.end_time:type_name -> google.protobuf.Timestamp
+	33, // 32: governor.v1.ListCostRecordsRequest.start_time:type_name -> google.protobuf.Timestamp
+	33, // 33: governor.v1.ListCostRecordsRequest.end_time:type_name -> google.protobuf.Timestamp
 	14, // 34: governor.v1.ListCostRecordsResponse.records:type_name -> governor.v1.CostRecord
 	2,  // 35: governor.v1.RetrySettlementResponse.run:type_name -> governor.v1.Run
-	29, // 36: governor.v1.ListRunIncidentsResponse.incidents:type_name -> governor.v1.Incident
-	3,  // 37: governor.v1.RunService.AdmitRun:input_type -> governor.v1.AdmitRunRequest
-	6,  // 38: governor.v1.RunService.HeartbeatRun:input_type -> governor.v1.HeartbeatRunRequest
-	8,  // 39: governor.v1.RunService.CompleteRun:input_type -> governor.v1.CompleteRunRequest
-	10, // 40: governor.v1.RunService.GetRun:input_type -> governor.v1.GetRunRequest
-	12, // 41: governor.v1.RunService.ListRuns:input_type -> governor.v1.ListRunsRequest
-	15, // 42: governor.v1.RunService.GetRunCost:input_type -> governor.v1.GetRunCostRequest
-	17, // 43: governor.v1.RunService.ListCostRecords:input_type -> governor.v1.ListCostRecordsRequest
-	19, // 44: governor.v1.RunService.RetrySettlement:input_type -> governor.v1.RetrySettlementRequest
-	21, // 45: governor.v1.RunService.ListRunIncidents:input_type -> governor.v1.ListRunIncidentsRequest
-	4,  // 46: governor.v1.RunService.AdmitRun:output_type -> governor.v1.AdmitRunResponse
-	7,  // 47: governor.v1.RunService.HeartbeatRun:output_type -> governor.v1.HeartbeatRunResponse
-	9,  // 48: governor.v1.RunService.CompleteRun:output_type -> governor.v1.CompleteRunResponse
-	11, // 49: governor.v1.RunService.GetRun:output_type -> governor.v1.GetRunResponse
-	13, // 50: governor.v1.RunService.ListRuns:output_type -> governor.v1.ListRunsResponse
-	16, // 51: governor.v1.RunService.GetRunCost:output_type -> governor.v1.GetRunCostResponse
-	18, // 52: governor.v1.RunService.ListCostRecords:output_type -> governor.v1.ListCostRecordsResponse
-	20, // 53: governor.v1.RunService.RetrySettlement:output_type -> governor.v1.RetrySettlementResponse
-	22, // 54: governor.v1.RunService.ListRunIncidents:output_type -> governor.v1.ListRunIncidentsResponse
-	46, // [46:55] is the sub-list for method output_type
-	37, // [37:46] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	37, // 36: governor.v1.ListRunIncidentsResponse.incidents:type_name -> governor.v1.Incident
+	38, // 37: governor.v1.RecordLlmCallsRequest.calls:type_name -> governor.v1.LlmCallReport
+	27, // 38: governor.v1.GetRunLogsResponse.entries:type_name -> governor.v1.RunLogEntry
+	33, // 39: governor.v1.RunLogEntry.time:type_name -> google.protobuf.Timestamp
+	39, // 40: governor.v1.RunLogEntry.event:type_name -> governor.v1.Event
+	40, // 41: governor.v1.RunLogEntry.llm_call:type_name -> governor.v1.LlmCall
+	41, // 42: governor.v1.RunLogEntry.system_record:type_name -> governor.v1.SystemRecord
+	30, // 43: governor.v1.RecordFeedbackResponse.feedback:type_name -> governor.v1.RunFeedback
+	33, // 44: governor.v1.RunFeedback.create_time:type_name -> google.protobuf.Timestamp
+	3,  // 45: governor.v1.RunService.AdmitRun:input_type -> governor.v1.AdmitRunRequest
+	6,  // 46: governor.v1.RunService.HeartbeatRun:input_type -> governor.v1.HeartbeatRunRequest
+	8,  // 47: governor.v1.RunService.CompleteRun:input_type -> governor.v1.CompleteRunRequest
+	10, // 48: governor.v1.RunService.GetRun:input_type -> governor.v1.GetRunRequest
+	12, // 49: governor.v1.RunService.ListRuns:input_type -> governor.v1.ListRunsRequest
+	15, // 50: governor.v1.RunService.GetRunCost:input_type -> governor.v1.GetRunCostRequest
+	17, // 51: governor.v1.RunService.ListCostRecords:input_type -> governor.v1.ListCostRecordsRequest
+	19, // 52: governor.v1.RunService.RetrySettlement:input_type -> governor.v1.RetrySettlementRequest
+	21, // 53: governor.v1.RunService.ListRunIncidents:input_type -> governor.v1.ListRunIncidentsRequest
+	23, // 54: governor.v1.RunService.RecordLlmCalls:input_type -> governor.v1.RecordLlmCallsRequest
+	25, // 55: governor.v1.RunService.GetRunLogs:input_type -> governor.v1.GetRunLogsRequest
+	28, // 56: governor.v1.RunService.RecordFeedback:input_type -> governor.v1.RecordFeedbackRequest
+	4,  // 57: governor.v1.RunService.AdmitRun:output_type -> governor.v1.AdmitRunResponse
+	7,  // 58: governor.v1.RunService.HeartbeatRun:output_type -> governor.v1.HeartbeatRunResponse
+	9,  // 59: governor.v1.RunService.CompleteRun:output_type -> governor.v1.CompleteRunResponse
+	11, // 60: governor.v1.RunService.GetRun:output_type -> governor.v1.GetRunResponse
+	13, // 61: governor.v1.RunService.ListRuns:output_type -> governor.v1.ListRunsResponse
+	16, // 62: governor.v1.RunService.GetRunCost:output_type -> governor.v1.GetRunCostResponse
+	18, // 63: governor.v1.RunService.ListCostRecords:output_type -> governor.v1.ListCostRecordsResponse
+	20, // 64: governor.v1.RunService.RetrySettlement:output_type -> governor.v1.RetrySettlementResponse
+	22, // 65: governor.v1.RunService.ListRunIncidents:output_type -> governor.v1.ListRunIncidentsResponse
+	24, // 66: governor.v1.RunService.RecordLlmCalls:output_type -> governor.v1.RecordLlmCallsResponse
+	26, // 67: governor.v1.RunService.GetRunLogs:output_type -> governor.v1.GetRunLogsResponse
+	29, // 68: governor.v1.RunService.RecordFeedback:output_type -> governor.v1.RecordFeedbackResponse
+	57, // [57:69] is the sub-list for method output_type
+	45, // [45:57] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_governor_v1_runs_proto_init() }
@@ -2086,14 +2778,21 @@ func file_governor_v1_runs_proto_init() {
 	}
 	file_governor_v1_incident_model_proto_init()
 	file_governor_v1_limits_proto_init()
+	file_governor_v1_logs_proto_init()
+	file_governor_v1_timeline_proto_init()
 	file_governor_v1_runs_proto_msgTypes[7].OneofWrappers = []any{}
+	file_governor_v1_runs_proto_msgTypes[26].OneofWrappers = []any{
+		(*RunLogEntry_Event)(nil),
+		(*RunLogEntry_LlmCall)(nil),
+		(*RunLogEntry_SystemRecord)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_governor_v1_runs_proto_rawDesc), len(file_governor_v1_runs_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

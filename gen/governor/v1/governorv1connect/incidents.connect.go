@@ -51,6 +51,9 @@ const (
 	// IncidentServiceListIncidentRunsProcedure is the fully-qualified name of the IncidentService's
 	// ListIncidentRuns RPC.
 	IncidentServiceListIncidentRunsProcedure = "/governor.v1.IncidentService/ListIncidentRuns"
+	// IncidentServiceListIncidentLlmCallsProcedure is the fully-qualified name of the IncidentService's
+	// ListIncidentLlmCalls RPC.
+	IncidentServiceListIncidentLlmCallsProcedure = "/governor.v1.IncidentService/ListIncidentLlmCalls"
 	// IncidentServiceGetIncidentCostImpactProcedure is the fully-qualified name of the
 	// IncidentService's GetIncidentCostImpact RPC.
 	IncidentServiceGetIncidentCostImpactProcedure = "/governor.v1.IncidentService/GetIncidentCostImpact"
@@ -71,6 +74,8 @@ type IncidentServiceClient interface {
 	// GetIncidentSourceRun returns the run whose failure opened the incident.
 	GetIncidentSourceRun(context.Context, *connect.Request[v1.GetIncidentSourceRunRequest]) (*connect.Response[v1.GetIncidentSourceRunResponse], error)
 	ListIncidentRuns(context.Context, *connect.Request[v1.ListIncidentRunsRequest]) (*connect.Response[v1.ListIncidentRunsResponse], error)
+	// ListIncidentLlmCalls lists the LLM calls of the runs attached to an incident.
+	ListIncidentLlmCalls(context.Context, *connect.Request[v1.ListIncidentLlmCallsRequest]) (*connect.Response[v1.ListIncidentLlmCallsResponse], error)
 	GetIncidentCostImpact(context.Context, *connect.Request[v1.GetIncidentCostImpactRequest]) (*connect.Response[v1.GetIncidentCostImpactResponse], error)
 	GetIncidentSettings(context.Context, *connect.Request[v1.GetIncidentSettingsRequest]) (*connect.Response[v1.GetIncidentSettingsResponse], error)
 	UpdateIncidentSettings(context.Context, *connect.Request[v1.UpdateIncidentSettingsRequest]) (*connect.Response[v1.UpdateIncidentSettingsResponse], error)
@@ -127,6 +132,13 @@ func NewIncidentServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		listIncidentLlmCalls: connect.NewClient[v1.ListIncidentLlmCallsRequest, v1.ListIncidentLlmCallsResponse](
+			httpClient,
+			baseURL+IncidentServiceListIncidentLlmCallsProcedure,
+			connect.WithSchema(incidentServiceMethods.ByName("ListIncidentLlmCalls")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 		getIncidentCostImpact: connect.NewClient[v1.GetIncidentCostImpactRequest, v1.GetIncidentCostImpactResponse](
 			httpClient,
 			baseURL+IncidentServiceGetIncidentCostImpactProcedure,
@@ -158,6 +170,7 @@ type incidentServiceClient struct {
 	resolveIncident        *connect.Client[v1.ResolveIncidentRequest, v1.ResolveIncidentResponse]
 	getIncidentSourceRun   *connect.Client[v1.GetIncidentSourceRunRequest, v1.GetIncidentSourceRunResponse]
 	listIncidentRuns       *connect.Client[v1.ListIncidentRunsRequest, v1.ListIncidentRunsResponse]
+	listIncidentLlmCalls   *connect.Client[v1.ListIncidentLlmCallsRequest, v1.ListIncidentLlmCallsResponse]
 	getIncidentCostImpact  *connect.Client[v1.GetIncidentCostImpactRequest, v1.GetIncidentCostImpactResponse]
 	getIncidentSettings    *connect.Client[v1.GetIncidentSettingsRequest, v1.GetIncidentSettingsResponse]
 	updateIncidentSettings *connect.Client[v1.UpdateIncidentSettingsRequest, v1.UpdateIncidentSettingsResponse]
@@ -193,6 +206,11 @@ func (c *incidentServiceClient) ListIncidentRuns(ctx context.Context, req *conne
 	return c.listIncidentRuns.CallUnary(ctx, req)
 }
 
+// ListIncidentLlmCalls calls governor.v1.IncidentService.ListIncidentLlmCalls.
+func (c *incidentServiceClient) ListIncidentLlmCalls(ctx context.Context, req *connect.Request[v1.ListIncidentLlmCallsRequest]) (*connect.Response[v1.ListIncidentLlmCallsResponse], error) {
+	return c.listIncidentLlmCalls.CallUnary(ctx, req)
+}
+
 // GetIncidentCostImpact calls governor.v1.IncidentService.GetIncidentCostImpact.
 func (c *incidentServiceClient) GetIncidentCostImpact(ctx context.Context, req *connect.Request[v1.GetIncidentCostImpactRequest]) (*connect.Response[v1.GetIncidentCostImpactResponse], error) {
 	return c.getIncidentCostImpact.CallUnary(ctx, req)
@@ -217,6 +235,8 @@ type IncidentServiceHandler interface {
 	// GetIncidentSourceRun returns the run whose failure opened the incident.
 	GetIncidentSourceRun(context.Context, *connect.Request[v1.GetIncidentSourceRunRequest]) (*connect.Response[v1.GetIncidentSourceRunResponse], error)
 	ListIncidentRuns(context.Context, *connect.Request[v1.ListIncidentRunsRequest]) (*connect.Response[v1.ListIncidentRunsResponse], error)
+	// ListIncidentLlmCalls lists the LLM calls of the runs attached to an incident.
+	ListIncidentLlmCalls(context.Context, *connect.Request[v1.ListIncidentLlmCallsRequest]) (*connect.Response[v1.ListIncidentLlmCallsResponse], error)
 	GetIncidentCostImpact(context.Context, *connect.Request[v1.GetIncidentCostImpactRequest]) (*connect.Response[v1.GetIncidentCostImpactResponse], error)
 	GetIncidentSettings(context.Context, *connect.Request[v1.GetIncidentSettingsRequest]) (*connect.Response[v1.GetIncidentSettingsResponse], error)
 	UpdateIncidentSettings(context.Context, *connect.Request[v1.UpdateIncidentSettingsRequest]) (*connect.Response[v1.UpdateIncidentSettingsResponse], error)
@@ -269,6 +289,13 @@ func NewIncidentServiceHandler(svc IncidentServiceHandler, opts ...connect.Handl
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	incidentServiceListIncidentLlmCallsHandler := connect.NewUnaryHandler(
+		IncidentServiceListIncidentLlmCallsProcedure,
+		svc.ListIncidentLlmCalls,
+		connect.WithSchema(incidentServiceMethods.ByName("ListIncidentLlmCalls")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	incidentServiceGetIncidentCostImpactHandler := connect.NewUnaryHandler(
 		IncidentServiceGetIncidentCostImpactProcedure,
 		svc.GetIncidentCostImpact,
@@ -303,6 +330,8 @@ func NewIncidentServiceHandler(svc IncidentServiceHandler, opts ...connect.Handl
 			incidentServiceGetIncidentSourceRunHandler.ServeHTTP(w, r)
 		case IncidentServiceListIncidentRunsProcedure:
 			incidentServiceListIncidentRunsHandler.ServeHTTP(w, r)
+		case IncidentServiceListIncidentLlmCallsProcedure:
+			incidentServiceListIncidentLlmCallsHandler.ServeHTTP(w, r)
 		case IncidentServiceGetIncidentCostImpactProcedure:
 			incidentServiceGetIncidentCostImpactHandler.ServeHTTP(w, r)
 		case IncidentServiceGetIncidentSettingsProcedure:
@@ -340,6 +369,10 @@ func (UnimplementedIncidentServiceHandler) GetIncidentSourceRun(context.Context,
 
 func (UnimplementedIncidentServiceHandler) ListIncidentRuns(context.Context, *connect.Request[v1.ListIncidentRunsRequest]) (*connect.Response[v1.ListIncidentRunsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("governor.v1.IncidentService.ListIncidentRuns is not implemented"))
+}
+
+func (UnimplementedIncidentServiceHandler) ListIncidentLlmCalls(context.Context, *connect.Request[v1.ListIncidentLlmCallsRequest]) (*connect.Response[v1.ListIncidentLlmCallsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("governor.v1.IncidentService.ListIncidentLlmCalls is not implemented"))
 }
 
 func (UnimplementedIncidentServiceHandler) GetIncidentCostImpact(context.Context, *connect.Request[v1.GetIncidentCostImpactRequest]) (*connect.Response[v1.GetIncidentCostImpactResponse], error) {

@@ -54,6 +54,14 @@ const (
 	// RunServiceListRunIncidentsProcedure is the fully-qualified name of the RunService's
 	// ListRunIncidents RPC.
 	RunServiceListRunIncidentsProcedure = "/governor.v1.RunService/ListRunIncidents"
+	// RunServiceRecordLlmCallsProcedure is the fully-qualified name of the RunService's RecordLlmCalls
+	// RPC.
+	RunServiceRecordLlmCallsProcedure = "/governor.v1.RunService/RecordLlmCalls"
+	// RunServiceGetRunLogsProcedure is the fully-qualified name of the RunService's GetRunLogs RPC.
+	RunServiceGetRunLogsProcedure = "/governor.v1.RunService/GetRunLogs"
+	// RunServiceRecordFeedbackProcedure is the fully-qualified name of the RunService's RecordFeedback
+	// RPC.
+	RunServiceRecordFeedbackProcedure = "/governor.v1.RunService/RecordFeedback"
 )
 
 // RunServiceClient is a client for the governor.v1.RunService service.
@@ -77,6 +85,20 @@ type RunServiceClient interface {
 	RetrySettlement(context.Context, *connect.Request[v1.RetrySettlementRequest]) (*connect.Response[v1.RetrySettlementResponse], error)
 	// ListRunIncidents returns the incidents a run's failure attached to.
 	ListRunIncidents(context.Context, *connect.Request[v1.ListRunIncidentsRequest]) (*connect.Response[v1.ListRunIncidentsResponse], error)
+	// RecordLlmCalls records a batch of the LLM calls a run made (at most 1,000 per batch),
+	// by the run's key or any key that may act for its agent. Each call is recorded once per
+	// call_id: a retried batch records nothing twice and says how many calls were already
+	// recorded. Calls of a run that has settled are accepted and marked late. How calls
+	// relate to the run's cost: see LlmCall.
+	RecordLlmCalls(context.Context, *connect.Request[v1.RecordLlmCallsRequest]) (*connect.Response[v1.RecordLlmCallsResponse], error)
+	// GetRunLogs returns one run's LLM calls, system records and domain events, merged in
+	// time order.
+	GetRunLogs(context.Context, *connect.Request[v1.GetRunLogsRequest]) (*connect.Response[v1.GetRunLogsResponse], error)
+	// RecordFeedback attaches a score (and an optional label and comment) to a run, once per
+	// feedback_id. Any key of the organization that may act for the run's agent may give it
+	// (ingest keys for their own agent, users of every role for any run). Feedback is not a
+	// governance change: it is on the timeline (run_feedback_recorded), not the audit ledger.
+	RecordFeedback(context.Context, *connect.Request[v1.RecordFeedbackRequest]) (*connect.Response[v1.RecordFeedbackResponse], error)
 }
 
 // NewRunServiceClient constructs a client for the governor.v1.RunService service. By default, it
@@ -149,6 +171,27 @@ func NewRunServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		recordLlmCalls: connect.NewClient[v1.RecordLlmCallsRequest, v1.RecordLlmCallsResponse](
+			httpClient,
+			baseURL+RunServiceRecordLlmCallsProcedure,
+			connect.WithSchema(runServiceMethods.ByName("RecordLlmCalls")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
+		getRunLogs: connect.NewClient[v1.GetRunLogsRequest, v1.GetRunLogsResponse](
+			httpClient,
+			baseURL+RunServiceGetRunLogsProcedure,
+			connect.WithSchema(runServiceMethods.ByName("GetRunLogs")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		recordFeedback: connect.NewClient[v1.RecordFeedbackRequest, v1.RecordFeedbackResponse](
+			httpClient,
+			baseURL+RunServiceRecordFeedbackProcedure,
+			connect.WithSchema(runServiceMethods.ByName("RecordFeedback")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -163,6 +206,9 @@ type runServiceClient struct {
 	listCostRecords  *connect.Client[v1.ListCostRecordsRequest, v1.ListCostRecordsResponse]
 	retrySettlement  *connect.Client[v1.RetrySettlementRequest, v1.RetrySettlementResponse]
 	listRunIncidents *connect.Client[v1.ListRunIncidentsRequest, v1.ListRunIncidentsResponse]
+	recordLlmCalls   *connect.Client[v1.RecordLlmCallsRequest, v1.RecordLlmCallsResponse]
+	getRunLogs       *connect.Client[v1.GetRunLogsRequest, v1.GetRunLogsResponse]
+	recordFeedback   *connect.Client[v1.RecordFeedbackRequest, v1.RecordFeedbackResponse]
 }
 
 // AdmitRun calls governor.v1.RunService.AdmitRun.
@@ -210,6 +256,21 @@ func (c *runServiceClient) ListRunIncidents(ctx context.Context, req *connect.Re
 	return c.listRunIncidents.CallUnary(ctx, req)
 }
 
+// RecordLlmCalls calls governor.v1.RunService.RecordLlmCalls.
+func (c *runServiceClient) RecordLlmCalls(ctx context.Context, req *connect.Request[v1.RecordLlmCallsRequest]) (*connect.Response[v1.RecordLlmCallsResponse], error) {
+	return c.recordLlmCalls.CallUnary(ctx, req)
+}
+
+// GetRunLogs calls governor.v1.RunService.GetRunLogs.
+func (c *runServiceClient) GetRunLogs(ctx context.Context, req *connect.Request[v1.GetRunLogsRequest]) (*connect.Response[v1.GetRunLogsResponse], error) {
+	return c.getRunLogs.CallUnary(ctx, req)
+}
+
+// RecordFeedback calls governor.v1.RunService.RecordFeedback.
+func (c *runServiceClient) RecordFeedback(ctx context.Context, req *connect.Request[v1.RecordFeedbackRequest]) (*connect.Response[v1.RecordFeedbackResponse], error) {
+	return c.recordFeedback.CallUnary(ctx, req)
+}
+
 // RunServiceHandler is an implementation of the governor.v1.RunService service.
 type RunServiceHandler interface {
 	// AdmitRun decides, in one transaction, against every limit that applies: either the run
@@ -231,6 +292,20 @@ type RunServiceHandler interface {
 	RetrySettlement(context.Context, *connect.Request[v1.RetrySettlementRequest]) (*connect.Response[v1.RetrySettlementResponse], error)
 	// ListRunIncidents returns the incidents a run's failure attached to.
 	ListRunIncidents(context.Context, *connect.Request[v1.ListRunIncidentsRequest]) (*connect.Response[v1.ListRunIncidentsResponse], error)
+	// RecordLlmCalls records a batch of the LLM calls a run made (at most 1,000 per batch),
+	// by the run's key or any key that may act for its agent. Each call is recorded once per
+	// call_id: a retried batch records nothing twice and says how many calls were already
+	// recorded. Calls of a run that has settled are accepted and marked late. How calls
+	// relate to the run's cost: see LlmCall.
+	RecordLlmCalls(context.Context, *connect.Request[v1.RecordLlmCallsRequest]) (*connect.Response[v1.RecordLlmCallsResponse], error)
+	// GetRunLogs returns one run's LLM calls, system records and domain events, merged in
+	// time order.
+	GetRunLogs(context.Context, *connect.Request[v1.GetRunLogsRequest]) (*connect.Response[v1.GetRunLogsResponse], error)
+	// RecordFeedback attaches a score (and an optional label and comment) to a run, once per
+	// feedback_id. Any key of the organization that may act for the run's agent may give it
+	// (ingest keys for their own agent, users of every role for any run). Feedback is not a
+	// governance change: it is on the timeline (run_feedback_recorded), not the audit ledger.
+	RecordFeedback(context.Context, *connect.Request[v1.RecordFeedbackRequest]) (*connect.Response[v1.RecordFeedbackResponse], error)
 }
 
 // NewRunServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -299,6 +374,27 @@ func NewRunServiceHandler(svc RunServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	runServiceRecordLlmCallsHandler := connect.NewUnaryHandler(
+		RunServiceRecordLlmCallsProcedure,
+		svc.RecordLlmCalls,
+		connect.WithSchema(runServiceMethods.ByName("RecordLlmCalls")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
+	runServiceGetRunLogsHandler := connect.NewUnaryHandler(
+		RunServiceGetRunLogsProcedure,
+		svc.GetRunLogs,
+		connect.WithSchema(runServiceMethods.ByName("GetRunLogs")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	runServiceRecordFeedbackHandler := connect.NewUnaryHandler(
+		RunServiceRecordFeedbackProcedure,
+		svc.RecordFeedback,
+		connect.WithSchema(runServiceMethods.ByName("RecordFeedback")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/governor.v1.RunService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RunServiceAdmitRunProcedure:
@@ -319,6 +415,12 @@ func NewRunServiceHandler(svc RunServiceHandler, opts ...connect.HandlerOption) 
 			runServiceRetrySettlementHandler.ServeHTTP(w, r)
 		case RunServiceListRunIncidentsProcedure:
 			runServiceListRunIncidentsHandler.ServeHTTP(w, r)
+		case RunServiceRecordLlmCallsProcedure:
+			runServiceRecordLlmCallsHandler.ServeHTTP(w, r)
+		case RunServiceGetRunLogsProcedure:
+			runServiceGetRunLogsHandler.ServeHTTP(w, r)
+		case RunServiceRecordFeedbackProcedure:
+			runServiceRecordFeedbackHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -362,4 +464,16 @@ func (UnimplementedRunServiceHandler) RetrySettlement(context.Context, *connect.
 
 func (UnimplementedRunServiceHandler) ListRunIncidents(context.Context, *connect.Request[v1.ListRunIncidentsRequest]) (*connect.Response[v1.ListRunIncidentsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("governor.v1.RunService.ListRunIncidents is not implemented"))
+}
+
+func (UnimplementedRunServiceHandler) RecordLlmCalls(context.Context, *connect.Request[v1.RecordLlmCallsRequest]) (*connect.Response[v1.RecordLlmCallsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("governor.v1.RunService.RecordLlmCalls is not implemented"))
+}
+
+func (UnimplementedRunServiceHandler) GetRunLogs(context.Context, *connect.Request[v1.GetRunLogsRequest]) (*connect.Response[v1.GetRunLogsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("governor.v1.RunService.GetRunLogs is not implemented"))
+}
+
+func (UnimplementedRunServiceHandler) RecordFeedback(context.Context, *connect.Request[v1.RecordFeedbackRequest]) (*connect.Response[v1.RecordFeedbackResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("governor.v1.RunService.RecordFeedback is not implemented"))
 }

@@ -11,13 +11,17 @@ import type { Incident } from "./incident_model_pb";
 import { file_governor_v1_incident_model } from "./incident_model_pb";
 import type { Estimate, LimitCheck } from "./limits_pb";
 import { file_governor_v1_limits } from "./limits_pb";
+import type { LlmCall, LlmCallReport, SystemRecord } from "./logs_pb";
+import { file_governor_v1_logs } from "./logs_pb";
+import type { Event } from "./timeline_pb";
+import { file_governor_v1_timeline } from "./timeline_pb";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file governor/v1/runs.proto.
  */
 export const file_governor_v1_runs: GenFile = /*@__PURE__*/
-  fileDesc("ChZnb3Zlcm5vci92MS9ydW5zLnByb3RvEgtnb3Zlcm5vci52MSJJCgVVc2FnZRITCgtjb3N0X21pY3JvcxgBIAEoAxIUCgxpbnB1dF90b2tlbnMYAiABKAMSFQoNb3V0cHV0X3Rva2VucxgDIAEoAyK2BgoDUnVuEgoKAmlkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEAoIYWdlbnRfaWQYAyABKAkSEgoKYXBpX2tleV9pZBgEIAEoCRINCgVtb2RlbBgFIAEoCRIPCgdmZWF0dXJlGAYgASgJEigKBHRhZ3MYByADKAsyGi5nb3Zlcm5vci52MS5SdW4uVGFnc0VudHJ5EhUKDWNsaWVudF9ydW5faWQYCCABKAkSJgoGc3RhdHVzGAkgASgOMhYuZ292ZXJub3IudjEuUnVuU3RhdHVzEiQKCGVzdGltYXRlGAogASgLMhIuZ292ZXJub3IudjEuVXNhZ2USIgoGYWN0dWFsGAsgASgLMhIuZ292ZXJub3IudjEuVXNhZ2USEgoKbGF0ZW5jeV9tcxgMIAEoAxISCgplcnJvcl9jb2RlGA0gASgJEhUKDWVycm9yX21lc3NhZ2UYDiABKAkSLgoKYWRtaXRfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGVhc2VfZXhwaXJlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWNvbXBsZXRlX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3NldHRsZV90aW1lGBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgpibG9ja2VkX2J5GBMgAygLMhcuZ292ZXJub3IudjEuTGltaXRDaGVjaxIpCgh3YXJuaW5ncxgUIAMoCzIXLmdvdmVybm9yLnYxLkxpbWl0Q2hlY2sSEwoLd29ya2Zsb3dfaWQYFSABKAkSIQoZYmxvY2tlZF9ieV9wb2xpY3lfcnVsZV9pZBgWIAEoCRI0ChBkZWFkX2xldHRlcl90aW1lGBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFkZWFkX2xldHRlcl9lcnJvchgYIAEoCRorCglUYWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLyAgoPQWRtaXRSdW5SZXF1ZXN0EisKCGFnZW50X2lkGAEgASgJQhm6SBZyFDISXmFndF9bMC05YS16XXsyNn0kEhcKBW1vZGVsGAIgASgJQgi6SAVyAxiAARIZCgdmZWF0dXJlGAMgASgJQgi6SAVyAxiAARJNCgR0YWdzGAQgAygLMiYuZ292ZXJub3IudjEuQWRtaXRSdW5SZXF1ZXN0LlRhZ3NFbnRyeUIXukgUmgERECAiBnIEEAEYQCoFcgMYgAISJwoIZXN0aW1hdGUYBSABKAsyFS5nb3Zlcm5vci52MS5Fc3RpbWF0ZRIfCg1jbGllbnRfcnVuX2lkGAYgASgJQgi6SAVyAxiAARI4CgVsZWFzZRgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIOukgLqgEIIgQIgKMFKgAaKwoJVGFnc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEibAoQQWRtaXRSdW5SZXNwb25zZRIdCgNydW4YASABKAsyEC5nb3Zlcm5vci52MS5SdW4SJwoGY2hlY2tzGAIgAygLMhcuZ292ZXJub3IudjEuTGltaXRDaGVjaxIQCghyZXBsYXllZBgDIAEoCCLuAQoKUnVuQmxvY2tlZBIOCgZydW5faWQYASABKAkSKQoIYmxvY2tpbmcYAiABKAsyFy5nb3Zlcm5vci52MS5MaW1pdENoZWNrEicKBmNoZWNrcxgDIAMoCzIXLmdvdmVybm9yLnYxLkxpbWl0Q2hlY2sSLgoKcmV0cnlfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOcG9saWN5X3J1bGVfaWQYBSABKAkSGAoQcG9saWN5X3J1bGVfbmFtZRgGIAEoCRIaChJwb2xpY3lfaW5jaWRlbnRfaWQYByABKAkiegoTSGVhcnRiZWF0UnVuUmVxdWVzdBIpCgZydW5faWQYASABKAlCGbpIFnIUMhJecnVuX1swLTlhLXpdezI2fSQSOAoFbGVhc2UYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CDrpIC6oBCCIECICjBSoAIk0KFEhlYXJ0YmVhdFJ1blJlc3BvbnNlEjUKEWxlYXNlX2V4cGlyZV90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKmAwoSQ29tcGxldGVSdW5SZXF1ZXN0EikKBnJ1bl9pZBgBIAEoCUIZukgWchQyEl5ydW5fWzAtOWEtel17MjZ9JBI0CgZzdGF0dXMYAiABKA4yFi5nb3Zlcm5vci52MS5SdW5TdGF0dXNCDLpICYIBBhgCGAMYBBIkCgxpbnB1dF90b2tlbnMYAyABKANCDrpICyIJGICglKWNHSgAEiUKDW91dHB1dF90b2tlbnMYBCABKANCDrpICyIJGICglKWNHSgAEioKC2Nvc3RfbWljcm9zGAUgASgDQhC6SA0iCxiAgJqm6q/jASgASACIAQESIQoKbGF0ZW5jeV9tcxgGIAEoA0INukgKIggYgMiU/QkoABIcCgplcnJvcl9jb2RlGAcgASgJQgi6SAVyAxiAARIfCg1lcnJvcl9tZXNzYWdlGAggASgJQgi6SAVyAxigHxJEChN3YWl0X2Zvcl9zZXR0bGVtZW50GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgy6SAmqAQYiAgg8MgBCDgoMX2Nvc3RfbWljcm9zIkUKE0NvbXBsZXRlUnVuUmVzcG9uc2USHQoDcnVuGAEgASgLMhAuZ292ZXJub3IudjEuUnVuEg8KB3NldHRsZWQYAiABKAgiNgoNR2V0UnVuUmVxdWVzdBIlCgJpZBgBIAEoCUIZukgWchQyEl5ydW5fWzAtOWEtel17MjZ9JCIvCg5HZXRSdW5SZXNwb25zZRIdCgNydW4YASABKAsyEC5nb3Zlcm5vci52MS5SdW4ipwMKD0xpc3RSdW5zUmVxdWVzdBI7CghzdGF0dXNlcxgBIAMoDjIWLmdvdmVybm9yLnYxLlJ1blN0YXR1c0IRukgOkgELEAciB4IBBBABIAASLgoIYWdlbnRfaWQYAiABKAlCHLpIGXIXMhVeKGFndF9bMC05YS16XXsyNn0pPyQSMAoKYXBpX2tleV9pZBgDIAEoCUIcukgZchcyFV4oa2V5X1swLTlhLXpdezI2fSk/JBIXCgVtb2RlbBgEIAEoCUIIukgFcgMYgAESGQoHZmVhdHVyZRgFIAEoCUIIukgFcgMYgAESLgoKc3RhcnRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KCXBhZ2Vfc2l6ZRgIIAEoBUIKukgHGgUY9AMoABISCgpwYWdlX3Rva2VuGAkgASgJEjAKCnByb2plY3RfaWQYCiABKAlCHLpIGXIXMhVeKHByal9bMC05YS16XXsyNn0pPyQiSwoQTGlzdFJ1bnNSZXNwb25zZRIeCgRydW5zGAEgAygLMhAuZ292ZXJub3IudjEuUnVuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKhAgoKQ29zdFJlY29yZBIKCgJpZBgBIAEoCRIOCgZydW5faWQYAiABKAkSEgoKcHJvamVjdF9pZBgDIAEoCRIQCghhZ2VudF9pZBgEIAEoCRISCgphcGlfa2V5X2lkGAUgASgJEg0KBW1vZGVsGAYgASgJEg8KB2ZlYXR1cmUYByABKAkSEwoLY29zdF9taWNyb3MYCCABKAMSFAoMaW5wdXRfdG9rZW5zGAkgASgDEhUKDW91dHB1dF90b2tlbnMYCiABKAMSKgoKcnVuX3N0YXR1cxgLIAEoDjIWLmdvdmVybm9yLnYxLlJ1blN0YXR1cxIvCgtyZWNvcmRfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPgoRR2V0UnVuQ29zdFJlcXVlc3QSKQoGcnVuX2lkGAEgASgJQhm6SBZyFDISXnJ1bl9bMC05YS16XXsyNn0kIkwKEkdldFJ1bkNvc3RSZXNwb25zZRIlCgRjb3N0GAEgASgLMhcuZ292ZXJub3IudjEuQ29zdFJlY29yZBIPCgdzZXR0bGVkGAIgASgIIvECChZMaXN0Q29zdFJlY29yZHNSZXF1ZXN0Ei4KCGFnZW50X2lkGAEgASgJQhy6SBlyFzIVXihhZ3RfWzAtOWEtel17MjZ9KT8kEjAKCmFwaV9rZXlfaWQYAiABKAlCHLpIGXIXMhVeKGtleV9bMC05YS16XXsyNn0pPyQSMAoKcHJvamVjdF9pZBgDIAEoCUIcukgZchcyFV4ocHJqX1swLTlhLXpdezI2fSk/JBIXCgVtb2RlbBgEIAEoCUIIukgFcgMYgAESGQoHZmVhdHVyZRgFIAEoCUIIukgFcgMYgAESLgoKc3RhcnRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KCXBhZ2Vfc2l6ZRgIIAEoBUIKukgHGgUY9AMoABISCgpwYWdlX3Rva2VuGAkgASgJIsYBChdMaXN0Q29zdFJlY29yZHNSZXNwb25zZRIoCgdyZWNvcmRzGAEgAygLMhcuZ292ZXJub3IudjEuQ29zdFJlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSGQoRdG90YWxfY29zdF9taWNyb3MYAyABKAMSGgoSdG90YWxfaW5wdXRfdG9rZW5zGAQgASgDEhsKE3RvdGFsX291dHB1dF90b2tlbnMYBSABKAMSFAoMcmVjb3JkX2NvdW50GAYgASgDIkMKFlJldHJ5U2V0dGxlbWVudFJlcXVlc3QSKQoGcnVuX2lkGAEgASgJQhm6SBZyFDISXnJ1bl9bMC05YS16XXsyNn0kIjgKF1JldHJ5U2V0dGxlbWVudFJlc3BvbnNlEh0KA3J1bhgBIAEoCzIQLmdvdmVybm9yLnYxLlJ1biJEChdMaXN0UnVuSW5jaWRlbnRzUmVxdWVzdBIpCgZydW5faWQYASABKAlCGbpIFnIUMhJecnVuX1swLTlhLXpdezI2fSQiRAoYTGlzdFJ1bkluY2lkZW50c1Jlc3BvbnNlEigKCWluY2lkZW50cxgBIAMoCzIVLmdvdmVybm9yLnYxLkluY2lkZW50KtQBCglSdW5TdGF0dXMSGgoWUlVOX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE1JVTl9TVEFUVVNfQURNSVRURUQQARIYChRSVU5fU1RBVFVTX1NVQ0NFRURFRBACEhUKEVJVTl9TVEFUVVNfRkFJTEVEEAMSGAoUUlVOX1NUQVRVU19DQU5DRUxMRUQQBBIWChJSVU5fU1RBVFVTX0VYUElSRUQQBRIWChJSVU5fU1RBVFVTX0JMT0NLRUQQBhIXChNSVU5fU1RBVFVTX1NFVFRMSU5HEAcyjQYKClJ1blNlcnZpY2USRwoIQWRtaXRSdW4SHC5nb3Zlcm5vci52MS5BZG1pdFJ1blJlcXVlc3QaHS5nb3Zlcm5vci52MS5BZG1pdFJ1blJlc3BvbnNlElMKDEhlYXJ0YmVhdFJ1bhIgLmdvdmVybm9yLnYxLkhlYXJ0YmVhdFJ1blJlcXVlc3QaIS5nb3Zlcm5vci52MS5IZWFydGJlYXRSdW5SZXNwb25zZRJQCgtDb21wbGV0ZVJ1bhIfLmdvdmVybm9yLnYxLkNvbXBsZXRlUnVuUmVxdWVzdBogLmdvdmVybm9yLnYxLkNvbXBsZXRlUnVuUmVzcG9uc2USRgoGR2V0UnVuEhouZ292ZXJub3IudjEuR2V0UnVuUmVxdWVzdBobLmdvdmVybm9yLnYxLkdldFJ1blJlc3BvbnNlIgOQAgESTAoITGlzdFJ1bnMSHC5nb3Zlcm5vci52MS5MaXN0UnVuc1JlcXVlc3QaHS5nb3Zlcm5vci52MS5MaXN0UnVuc1Jlc3BvbnNlIgOQAgESUgoKR2V0UnVuQ29zdBIeLmdvdmVybm9yLnYxLkdldFJ1bkNvc3RSZXF1ZXN0Gh8uZ292ZXJub3IudjEuR2V0UnVuQ29zdFJlc3BvbnNlIgOQAgESYQoPTGlzdENvc3RSZWNvcmRzEiMuZ292ZXJub3IudjEuTGlzdENvc3RSZWNvcmRzUmVxdWVzdBokLmdvdmVybm9yLnYxLkxpc3RDb3N0UmVjb3Jkc1Jlc3BvbnNlIgOQAgESXAoPUmV0cnlTZXR0bGVtZW50EiMuZ292ZXJub3IudjEuUmV0cnlTZXR0bGVtZW50UmVxdWVzdBokLmdvdmVybm9yLnYxLlJldHJ5U2V0dGxlbWVudFJlc3BvbnNlEmQKEExpc3RSdW5JbmNpZGVudHMSJC5nb3Zlcm5vci52MS5MaXN0UnVuSW5jaWRlbnRzUmVxdWVzdBolLmdvdmVybm9yLnYxLkxpc3RSdW5JbmNpZGVudHNSZXNwb25zZSIDkAIBQjxaOmdpdGh1Yi5jb20vZ292ZXJub3ItaHEvZ292ZXJub3IvZ2VuL2dvdmVybm9yL3YxO2dvdmVybm9ydjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp, file_governor_v1_incident_model, file_governor_v1_limits]);
+  fileDesc("ChZnb3Zlcm5vci92MS9ydW5zLnByb3RvEgtnb3Zlcm5vci52MSJJCgVVc2FnZRITCgtjb3N0X21pY3JvcxgBIAEoAxIUCgxpbnB1dF90b2tlbnMYAiABKAMSFQoNb3V0cHV0X3Rva2VucxgDIAEoAyLIBgoDUnVuEgoKAmlkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEAoIYWdlbnRfaWQYAyABKAkSEgoKYXBpX2tleV9pZBgEIAEoCRINCgVtb2RlbBgFIAEoCRIPCgdmZWF0dXJlGAYgASgJEigKBHRhZ3MYByADKAsyGi5nb3Zlcm5vci52MS5SdW4uVGFnc0VudHJ5EhUKDWNsaWVudF9ydW5faWQYCCABKAkSJgoGc3RhdHVzGAkgASgOMhYuZ292ZXJub3IudjEuUnVuU3RhdHVzEiQKCGVzdGltYXRlGAogASgLMhIuZ292ZXJub3IudjEuVXNhZ2USIgoGYWN0dWFsGAsgASgLMhIuZ292ZXJub3IudjEuVXNhZ2USEgoKbGF0ZW5jeV9tcxgMIAEoAxISCgplcnJvcl9jb2RlGA0gASgJEhUKDWVycm9yX21lc3NhZ2UYDiABKAkSLgoKYWRtaXRfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGVhc2VfZXhwaXJlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWNvbXBsZXRlX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3NldHRsZV90aW1lGBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgpibG9ja2VkX2J5GBMgAygLMhcuZ292ZXJub3IudjEuTGltaXRDaGVjaxIpCgh3YXJuaW5ncxgUIAMoCzIXLmdvdmVybm9yLnYxLkxpbWl0Q2hlY2sSEwoLd29ya2Zsb3dfaWQYFSABKAkSIQoZYmxvY2tlZF9ieV9wb2xpY3lfcnVsZV9pZBgWIAEoCRI0ChBkZWFkX2xldHRlcl90aW1lGBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFkZWFkX2xldHRlcl9lcnJvchgYIAEoCRIQCghyZXRyeV9vZhgZIAEoCRorCglUYWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKiAwoPQWRtaXRSdW5SZXF1ZXN0EisKCGFnZW50X2lkGAEgASgJQhm6SBZyFDISXmFndF9bMC05YS16XXsyNn0kEhcKBW1vZGVsGAIgASgJQgi6SAVyAxiAARIZCgdmZWF0dXJlGAMgASgJQgi6SAVyAxiAARJNCgR0YWdzGAQgAygLMiYuZ292ZXJub3IudjEuQWRtaXRSdW5SZXF1ZXN0LlRhZ3NFbnRyeUIXukgUmgERECAiBnIEEAEYQCoFcgMYgAISJwoIZXN0aW1hdGUYBSABKAsyFS5nb3Zlcm5vci52MS5Fc3RpbWF0ZRIfCg1jbGllbnRfcnVuX2lkGAYgASgJQgi6SAVyAxiAARI4CgVsZWFzZRgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIOukgLqgEIIgQIgKMFKgASLgoIcmV0cnlfb2YYCCABKAlCHLpIGXIXMhVeKHJ1bl9bMC05YS16XXsyNn0pPyQaKwoJVGFnc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEibAoQQWRtaXRSdW5SZXNwb25zZRIdCgNydW4YASABKAsyEC5nb3Zlcm5vci52MS5SdW4SJwoGY2hlY2tzGAIgAygLMhcuZ292ZXJub3IudjEuTGltaXRDaGVjaxIQCghyZXBsYXllZBgDIAEoCCLuAQoKUnVuQmxvY2tlZBIOCgZydW5faWQYASABKAkSKQoIYmxvY2tpbmcYAiABKAsyFy5nb3Zlcm5vci52MS5MaW1pdENoZWNrEicKBmNoZWNrcxgDIAMoCzIXLmdvdmVybm9yLnYxLkxpbWl0Q2hlY2sSLgoKcmV0cnlfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOcG9saWN5X3J1bGVfaWQYBSABKAkSGAoQcG9saWN5X3J1bGVfbmFtZRgGIAEoCRIaChJwb2xpY3lfaW5jaWRlbnRfaWQYByABKAkiegoTSGVhcnRiZWF0UnVuUmVxdWVzdBIpCgZydW5faWQYASABKAlCGbpIFnIUMhJecnVuX1swLTlhLXpdezI2fSQSOAoFbGVhc2UYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CDrpIC6oBCCIECICjBSoAIk0KFEhlYXJ0YmVhdFJ1blJlc3BvbnNlEjUKEWxlYXNlX2V4cGlyZV90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKmAwoSQ29tcGxldGVSdW5SZXF1ZXN0EikKBnJ1bl9pZBgBIAEoCUIZukgWchQyEl5ydW5fWzAtOWEtel17MjZ9JBI0CgZzdGF0dXMYAiABKA4yFi5nb3Zlcm5vci52MS5SdW5TdGF0dXNCDLpICYIBBhgCGAMYBBIkCgxpbnB1dF90b2tlbnMYAyABKANCDrpICyIJGICglKWNHSgAEiUKDW91dHB1dF90b2tlbnMYBCABKANCDrpICyIJGICglKWNHSgAEioKC2Nvc3RfbWljcm9zGAUgASgDQhC6SA0iCxiAgJqm6q/jASgASACIAQESIQoKbGF0ZW5jeV9tcxgGIAEoA0INukgKIggYgMiU/QkoABIcCgplcnJvcl9jb2RlGAcgASgJQgi6SAVyAxiAARIfCg1lcnJvcl9tZXNzYWdlGAggASgJQgi6SAVyAxigHxJEChN3YWl0X2Zvcl9zZXR0bGVtZW50GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgy6SAmqAQYiAgg8MgBCDgoMX2Nvc3RfbWljcm9zIkUKE0NvbXBsZXRlUnVuUmVzcG9uc2USHQoDcnVuGAEgASgLMhAuZ292ZXJub3IudjEuUnVuEg8KB3NldHRsZWQYAiABKAgiNgoNR2V0UnVuUmVxdWVzdBIlCgJpZBgBIAEoCUIZukgWchQyEl5ydW5fWzAtOWEtel17MjZ9JCIvCg5HZXRSdW5SZXNwb25zZRIdCgNydW4YASABKAsyEC5nb3Zlcm5vci52MS5SdW4ipwMKD0xpc3RSdW5zUmVxdWVzdBI7CghzdGF0dXNlcxgBIAMoDjIWLmdvdmVybm9yLnYxLlJ1blN0YXR1c0IRukgOkgELEAciB4IBBBABIAASLgoIYWdlbnRfaWQYAiABKAlCHLpIGXIXMhVeKGFndF9bMC05YS16XXsyNn0pPyQSMAoKYXBpX2tleV9pZBgDIAEoCUIcukgZchcyFV4oa2V5X1swLTlhLXpdezI2fSk/JBIXCgVtb2RlbBgEIAEoCUIIukgFcgMYgAESGQoHZmVhdHVyZRgFIAEoCUIIukgFcgMYgAESLgoKc3RhcnRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KCXBhZ2Vfc2l6ZRgIIAEoBUIKukgHGgUY9AMoABISCgpwYWdlX3Rva2VuGAkgASgJEjAKCnByb2plY3RfaWQYCiABKAlCHLpIGXIXMhVeKHByal9bMC05YS16XXsyNn0pPyQiSwoQTGlzdFJ1bnNSZXNwb25zZRIeCgRydW5zGAEgAygLMhAuZ292ZXJub3IudjEuUnVuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKhAgoKQ29zdFJlY29yZBIKCgJpZBgBIAEoCRIOCgZydW5faWQYAiABKAkSEgoKcHJvamVjdF9pZBgDIAEoCRIQCghhZ2VudF9pZBgEIAEoCRISCgphcGlfa2V5X2lkGAUgASgJEg0KBW1vZGVsGAYgASgJEg8KB2ZlYXR1cmUYByABKAkSEwoLY29zdF9taWNyb3MYCCABKAMSFAoMaW5wdXRfdG9rZW5zGAkgASgDEhUKDW91dHB1dF90b2tlbnMYCiABKAMSKgoKcnVuX3N0YXR1cxgLIAEoDjIWLmdvdmVybm9yLnYxLlJ1blN0YXR1cxIvCgtyZWNvcmRfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPgoRR2V0UnVuQ29zdFJlcXVlc3QSKQoGcnVuX2lkGAEgASgJQhm6SBZyFDISXnJ1bl9bMC05YS16XXsyNn0kIkwKEkdldFJ1bkNvc3RSZXNwb25zZRIlCgRjb3N0GAEgASgLMhcuZ292ZXJub3IudjEuQ29zdFJlY29yZBIPCgdzZXR0bGVkGAIgASgIIvECChZMaXN0Q29zdFJlY29yZHNSZXF1ZXN0Ei4KCGFnZW50X2lkGAEgASgJQhy6SBlyFzIVXihhZ3RfWzAtOWEtel17MjZ9KT8kEjAKCmFwaV9rZXlfaWQYAiABKAlCHLpIGXIXMhVeKGtleV9bMC05YS16XXsyNn0pPyQSMAoKcHJvamVjdF9pZBgDIAEoCUIcukgZchcyFV4ocHJqX1swLTlhLXpdezI2fSk/JBIXCgVtb2RlbBgEIAEoCUIIukgFcgMYgAESGQoHZmVhdHVyZRgFIAEoCUIIukgFcgMYgAESLgoKc3RhcnRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KCXBhZ2Vfc2l6ZRgIIAEoBUIKukgHGgUY9AMoABISCgpwYWdlX3Rva2VuGAkgASgJIsYBChdMaXN0Q29zdFJlY29yZHNSZXNwb25zZRIoCgdyZWNvcmRzGAEgAygLMhcuZ292ZXJub3IudjEuQ29zdFJlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSGQoRdG90YWxfY29zdF9taWNyb3MYAyABKAMSGgoSdG90YWxfaW5wdXRfdG9rZW5zGAQgASgDEhsKE3RvdGFsX291dHB1dF90b2tlbnMYBSABKAMSFAoMcmVjb3JkX2NvdW50GAYgASgDIkMKFlJldHJ5U2V0dGxlbWVudFJlcXVlc3QSKQoGcnVuX2lkGAEgASgJQhm6SBZyFDISXnJ1bl9bMC05YS16XXsyNn0kIjgKF1JldHJ5U2V0dGxlbWVudFJlc3BvbnNlEh0KA3J1bhgBIAEoCzIQLmdvdmVybm9yLnYxLlJ1biJEChdMaXN0UnVuSW5jaWRlbnRzUmVxdWVzdBIpCgZydW5faWQYASABKAlCGbpIFnIUMhJecnVuX1swLTlhLXpdezI2fSQiRAoYTGlzdFJ1bkluY2lkZW50c1Jlc3BvbnNlEigKCWluY2lkZW50cxgBIAMoCzIVLmdvdmVybm9yLnYxLkluY2lkZW50InoKFVJlY29yZExsbUNhbGxzUmVxdWVzdBIpCgZydW5faWQYASABKAlCGbpIFnIUMhJecnVuX1swLTlhLXpdezI2fSQSNgoFY2FsbHMYAiADKAsyGi5nb3Zlcm5vci52MS5MbG1DYWxsUmVwb3J0Qgu6SAiSAQUIARDoByKKAQoWUmVjb3JkTGxtQ2FsbHNSZXNwb25zZRIQCghyZWNvcmRlZBgBIAEoBRIYChBhbHJlYWR5X3JlY29yZGVkGAIgASgFEiEKGWFscmVhZHlfcmVjb3JkZWRfY2FsbF9pZHMYAyADKAkSDAoEbGF0ZRgEIAEoBRITCgtjb3N0X21pY3JvcxgFIAEoAyJ7ChFHZXRSdW5Mb2dzUmVxdWVzdBIpCgZydW5faWQYASABKAlCGbpIFnIUMhJecnVuX1swLTlhLXpdezI2fSQSHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRj0AygAEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAEIlgKEkdldFJ1bkxvZ3NSZXNwb25zZRIpCgdlbnRyaWVzGAEgAygLMhguZ292ZXJub3IudjEuUnVuTG9nRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIsMBCgtSdW5Mb2dFbnRyeRIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIjCgVldmVudBgCIAEoCzISLmdvdmVybm9yLnYxLkV2ZW50SAASKAoIbGxtX2NhbGwYAyABKAsyFC5nb3Zlcm5vci52MS5MbG1DYWxsSAASMgoNc3lzdGVtX3JlY29yZBgEIAEoCzIZLmdvdmVybm9yLnYxLlN5c3RlbVJlY29yZEgAQgcKBWVudHJ5IsABChVSZWNvcmRGZWVkYmFja1JlcXVlc3QSHwoLZmVlZGJhY2tfaWQYASABKAlCCrpIB3IFEAEYgAESKQoGcnVuX2lkGAIgASgJQhm6SBZyFDISXnJ1bl9bMC05YS16XXsyNn0kEigKBXNjb3JlGAMgASgBQhm6SBYSFEABGQAAAAAAAPA/KQAAAAAAAAAAEhYKBWxhYmVsGAQgASgJQge6SARyAhhAEhkKB2NvbW1lbnQYBSABKAlCCLpIBXIDGKAfIlYKFlJlY29yZEZlZWRiYWNrUmVzcG9uc2USKgoIZmVlZGJhY2sYASABKAsyGC5nb3Zlcm5vci52MS5SdW5GZWVkYmFjaxIQCghyZXBsYXllZBgCIAEoCCLDAQoLUnVuRmVlZGJhY2sSCgoCaWQYASABKAkSEwoLZmVlZGJhY2tfaWQYAiABKAkSDgoGcnVuX2lkGAMgASgJEg0KBXNjb3JlGAQgASgBEg0KBWxhYmVsGAUgASgJEg8KB2NvbW1lbnQYBiABKAkSEgoKYXBpX2tleV9pZBgHIAEoCRIPCgd1c2VyX2lkGAggASgJEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCrUAQoJUnVuU3RhdHVzEhoKFlJVTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIXChNSVU5fU1RBVFVTX0FETUlUVEVEEAESGAoUUlVOX1NUQVRVU19TVUNDRUVERUQQAhIVChFSVU5fU1RBVFVTX0ZBSUxFRBADEhgKFFJVTl9TVEFUVVNfQ0FOQ0VMTEVEEAQSFgoSUlVOX1NUQVRVU19FWFBJUkVEEAUSFgoSUlVOX1NUQVRVU19CTE9DS0VEEAYSFwoTUlVOX1NUQVRVU19TRVRUTElORxAHMqEICgpSdW5TZXJ2aWNlEkcKCEFkbWl0UnVuEhwuZ292ZXJub3IudjEuQWRtaXRSdW5SZXF1ZXN0Gh0uZ292ZXJub3IudjEuQWRtaXRSdW5SZXNwb25zZRJTCgxIZWFydGJlYXRSdW4SIC5nb3Zlcm5vci52MS5IZWFydGJlYXRSdW5SZXF1ZXN0GiEuZ292ZXJub3IudjEuSGVhcnRiZWF0UnVuUmVzcG9uc2USUAoLQ29tcGxldGVSdW4SHy5nb3Zlcm5vci52MS5Db21wbGV0ZVJ1blJlcXVlc3QaIC5nb3Zlcm5vci52MS5Db21wbGV0ZVJ1blJlc3BvbnNlEkYKBkdldFJ1bhIaLmdvdmVybm9yLnYxLkdldFJ1blJlcXVlc3QaGy5nb3Zlcm5vci52MS5HZXRSdW5SZXNwb25zZSIDkAIBEkwKCExpc3RSdW5zEhwuZ292ZXJub3IudjEuTGlzdFJ1bnNSZXF1ZXN0Gh0uZ292ZXJub3IudjEuTGlzdFJ1bnNSZXNwb25zZSIDkAIBElIKCkdldFJ1bkNvc3QSHi5nb3Zlcm5vci52MS5HZXRSdW5Db3N0UmVxdWVzdBofLmdvdmVybm9yLnYxLkdldFJ1bkNvc3RSZXNwb25zZSIDkAIBEmEKD0xpc3RDb3N0UmVjb3JkcxIjLmdvdmVybm9yLnYxLkxpc3RDb3N0UmVjb3Jkc1JlcXVlc3QaJC5nb3Zlcm5vci52MS5MaXN0Q29zdFJlY29yZHNSZXNwb25zZSIDkAIBElwKD1JldHJ5U2V0dGxlbWVudBIjLmdvdmVybm9yLnYxLlJldHJ5U2V0dGxlbWVudFJlcXVlc3QaJC5nb3Zlcm5vci52MS5SZXRyeVNldHRsZW1lbnRSZXNwb25zZRJkChBMaXN0UnVuSW5jaWRlbnRzEiQuZ292ZXJub3IudjEuTGlzdFJ1bkluY2lkZW50c1JlcXVlc3QaJS5nb3Zlcm5vci52MS5MaXN0UnVuSW5jaWRlbnRzUmVzcG9uc2UiA5ACARJeCg5SZWNvcmRMbG1DYWxscxIiLmdvdmVybm9yLnYxLlJlY29yZExsbUNhbGxzUmVxdWVzdBojLmdvdmVybm9yLnYxLlJlY29yZExsbUNhbGxzUmVzcG9uc2UiA5ACAhJSCgpHZXRSdW5Mb2dzEh4uZ292ZXJub3IudjEuR2V0UnVuTG9nc1JlcXVlc3QaHy5nb3Zlcm5vci52MS5HZXRSdW5Mb2dzUmVzcG9uc2UiA5ACARJeCg5SZWNvcmRGZWVkYmFjaxIiLmdvdmVybm9yLnYxLlJlY29yZEZlZWRiYWNrUmVxdWVzdBojLmdvdmVybm9yLnYxLlJlY29yZEZlZWRiYWNrUmVzcG9uc2UiA5ACAkI8WjpnaXRodWIuY29tL2dvdmVybm9yLWhxL2dvdmVybm9yL2dlbi9nb3Zlcm5vci92MTtnb3Zlcm5vcnYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp, file_governor_v1_incident_model, file_governor_v1_limits, file_governor_v1_logs, file_governor_v1_timeline]);
 
 /**
  * @generated from message governor.v1.Usage
@@ -188,6 +192,13 @@ export type Run = Message<"governor.v1.Run"> & {
    * @generated from field: string dead_letter_error = 24;
    */
   deadLetterError: string;
+
+  /**
+   * The earlier run this one retries (AdmitRunRequest.retry_of).
+   *
+   * @generated from field: string retry_of = 25;
+   */
+  retryOf: string;
 };
 
 /**
@@ -240,6 +251,14 @@ export type AdmitRunRequest = Message<"governor.v1.AdmitRunRequest"> & {
    * @generated from field: google.protobuf.Duration lease = 7;
    */
   lease?: Duration | undefined;
+
+  /**
+   * An earlier run of the organization that this run retries (after it failed, say):
+   * recovery statistics follow these links. InvalidArgument when there is no such run.
+   *
+   * @generated from field: string retry_of = 8;
+   */
+  retryOf: string;
 };
 
 /**
@@ -886,6 +905,290 @@ export const ListRunIncidentsResponseSchema: GenMessage<ListRunIncidentsResponse
   messageDesc(file_governor_v1_runs, 21);
 
 /**
+ * @generated from message governor.v1.RecordLlmCallsRequest
+ */
+export type RecordLlmCallsRequest = Message<"governor.v1.RecordLlmCallsRequest"> & {
+  /**
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+
+  /**
+   * @generated from field: repeated governor.v1.LlmCallReport calls = 2;
+   */
+  calls: LlmCallReport[];
+};
+
+/**
+ * Describes the message governor.v1.RecordLlmCallsRequest.
+ * Use `create(RecordLlmCallsRequestSchema)` to create a new message.
+ */
+export const RecordLlmCallsRequestSchema: GenMessage<RecordLlmCallsRequest> = /*@__PURE__*/
+  messageDesc(file_governor_v1_runs, 22);
+
+/**
+ * @generated from message governor.v1.RecordLlmCallsResponse
+ */
+export type RecordLlmCallsResponse = Message<"governor.v1.RecordLlmCallsResponse"> & {
+  /**
+   * Calls recorded by this request.
+   *
+   * @generated from field: int32 recorded = 1;
+   */
+  recorded: number;
+
+  /**
+   * Calls whose call_id was recorded before (a retry): not recorded again.
+   *
+   * @generated from field: int32 already_recorded = 2;
+   */
+  alreadyRecorded: number;
+
+  /**
+   * @generated from field: repeated string already_recorded_call_ids = 3;
+   */
+  alreadyRecordedCallIds: string[];
+
+  /**
+   * Of the calls recorded, those recorded after the run settled.
+   *
+   * @generated from field: int32 late = 4;
+   */
+  late: number;
+
+  /**
+   * The cost of the calls recorded by this request.
+   *
+   * @generated from field: int64 cost_micros = 5;
+   */
+  costMicros: bigint;
+};
+
+/**
+ * Describes the message governor.v1.RecordLlmCallsResponse.
+ * Use `create(RecordLlmCallsResponseSchema)` to create a new message.
+ */
+export const RecordLlmCallsResponseSchema: GenMessage<RecordLlmCallsResponse> = /*@__PURE__*/
+  messageDesc(file_governor_v1_runs, 23);
+
+/**
+ * @generated from message governor.v1.GetRunLogsRequest
+ */
+export type GetRunLogsRequest = Message<"governor.v1.GetRunLogsRequest"> & {
+  /**
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+
+  /**
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message governor.v1.GetRunLogsRequest.
+ * Use `create(GetRunLogsRequestSchema)` to create a new message.
+ */
+export const GetRunLogsRequestSchema: GenMessage<GetRunLogsRequest> = /*@__PURE__*/
+  messageDesc(file_governor_v1_runs, 24);
+
+/**
+ * @generated from message governor.v1.GetRunLogsResponse
+ */
+export type GetRunLogsResponse = Message<"governor.v1.GetRunLogsResponse"> & {
+  /**
+   * Oldest first; entries of the same instant in the order event, LLM call, system record.
+   *
+   * @generated from field: repeated governor.v1.RunLogEntry entries = 1;
+   */
+  entries: RunLogEntry[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message governor.v1.GetRunLogsResponse.
+ * Use `create(GetRunLogsResponseSchema)` to create a new message.
+ */
+export const GetRunLogsResponseSchema: GenMessage<GetRunLogsResponse> = /*@__PURE__*/
+  messageDesc(file_governor_v1_runs, 25);
+
+/**
+ * RunLogEntry is one line of a run's logs.
+ *
+ * @generated from message governor.v1.RunLogEntry
+ */
+export type RunLogEntry = Message<"governor.v1.RunLogEntry"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 1;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * @generated from oneof governor.v1.RunLogEntry.entry
+   */
+  entry: {
+    /**
+     * @generated from field: governor.v1.Event event = 2;
+     */
+    value: Event;
+    case: "event";
+  } | {
+    /**
+     * @generated from field: governor.v1.LlmCall llm_call = 3;
+     */
+    value: LlmCall;
+    case: "llmCall";
+  } | {
+    /**
+     * @generated from field: governor.v1.SystemRecord system_record = 4;
+     */
+    value: SystemRecord;
+    case: "systemRecord";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message governor.v1.RunLogEntry.
+ * Use `create(RunLogEntrySchema)` to create a new message.
+ */
+export const RunLogEntrySchema: GenMessage<RunLogEntry> = /*@__PURE__*/
+  messageDesc(file_governor_v1_runs, 26);
+
+/**
+ * @generated from message governor.v1.RecordFeedbackRequest
+ */
+export type RecordFeedbackRequest = Message<"governor.v1.RecordFeedbackRequest"> & {
+  /**
+   * The client's id of this feedback: a retry records it once.
+   *
+   * @generated from field: string feedback_id = 1;
+   */
+  feedbackId: string;
+
+  /**
+   * @generated from field: string run_id = 2;
+   */
+  runId: string;
+
+  /**
+   * 0 (worst) to 1 (best): thumbs down 0, thumbs up 1, four stars of five 0.75.
+   *
+   * @generated from field: double score = 3;
+   */
+  score: number;
+
+  /**
+   * @generated from field: string label = 4;
+   */
+  label: string;
+
+  /**
+   * @generated from field: string comment = 5;
+   */
+  comment: string;
+};
+
+/**
+ * Describes the message governor.v1.RecordFeedbackRequest.
+ * Use `create(RecordFeedbackRequestSchema)` to create a new message.
+ */
+export const RecordFeedbackRequestSchema: GenMessage<RecordFeedbackRequest> = /*@__PURE__*/
+  messageDesc(file_governor_v1_runs, 27);
+
+/**
+ * @generated from message governor.v1.RecordFeedbackResponse
+ */
+export type RecordFeedbackResponse = Message<"governor.v1.RecordFeedbackResponse"> & {
+  /**
+   * @generated from field: governor.v1.RunFeedback feedback = 1;
+   */
+  feedback?: RunFeedback | undefined;
+
+  /**
+   * True when this feedback_id was recorded before with the same content.
+   *
+   * @generated from field: bool replayed = 2;
+   */
+  replayed: boolean;
+};
+
+/**
+ * Describes the message governor.v1.RecordFeedbackResponse.
+ * Use `create(RecordFeedbackResponseSchema)` to create a new message.
+ */
+export const RecordFeedbackResponseSchema: GenMessage<RecordFeedbackResponse> = /*@__PURE__*/
+  messageDesc(file_governor_v1_runs, 28);
+
+/**
+ * @generated from message governor.v1.RunFeedback
+ */
+export type RunFeedback = Message<"governor.v1.RunFeedback"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string feedback_id = 2;
+   */
+  feedbackId: string;
+
+  /**
+   * @generated from field: string run_id = 3;
+   */
+  runId: string;
+
+  /**
+   * @generated from field: double score = 4;
+   */
+  score: number;
+
+  /**
+   * @generated from field: string label = 5;
+   */
+  label: string;
+
+  /**
+   * @generated from field: string comment = 6;
+   */
+  comment: string;
+
+  /**
+   * Who gave it.
+   *
+   * @generated from field: string api_key_id = 7;
+   */
+  apiKeyId: string;
+
+  /**
+   * @generated from field: string user_id = 8;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 9;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message governor.v1.RunFeedback.
+ * Use `create(RunFeedbackSchema)` to create a new message.
+ */
+export const RunFeedbackSchema: GenMessage<RunFeedback> = /*@__PURE__*/
+  messageDesc(file_governor_v1_runs, 29);
+
+/**
  * @generated from enum governor.v1.RunStatus
  */
 export enum RunStatus {
@@ -1040,6 +1343,44 @@ export const RunService: GenService<{
     methodKind: "unary";
     input: typeof ListRunIncidentsRequestSchema;
     output: typeof ListRunIncidentsResponseSchema;
+  },
+  /**
+   * RecordLlmCalls records a batch of the LLM calls a run made (at most 1,000 per batch),
+   * by the run's key or any key that may act for its agent. Each call is recorded once per
+   * call_id: a retried batch records nothing twice and says how many calls were already
+   * recorded. Calls of a run that has settled are accepted and marked late. How calls
+   * relate to the run's cost: see LlmCall.
+   *
+   * @generated from rpc governor.v1.RunService.RecordLlmCalls
+   */
+  recordLlmCalls: {
+    methodKind: "unary";
+    input: typeof RecordLlmCallsRequestSchema;
+    output: typeof RecordLlmCallsResponseSchema;
+  },
+  /**
+   * GetRunLogs returns one run's LLM calls, system records and domain events, merged in
+   * time order.
+   *
+   * @generated from rpc governor.v1.RunService.GetRunLogs
+   */
+  getRunLogs: {
+    methodKind: "unary";
+    input: typeof GetRunLogsRequestSchema;
+    output: typeof GetRunLogsResponseSchema;
+  },
+  /**
+   * RecordFeedback attaches a score (and an optional label and comment) to a run, once per
+   * feedback_id. Any key of the organization that may act for the run's agent may give it
+   * (ingest keys for their own agent, users of every role for any run). Feedback is not a
+   * governance change: it is on the timeline (run_feedback_recorded), not the audit ledger.
+   *
+   * @generated from rpc governor.v1.RunService.RecordFeedback
+   */
+  recordFeedback: {
+    methodKind: "unary";
+    input: typeof RecordFeedbackRequestSchema;
+    output: typeof RecordFeedbackResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_governor_v1_runs, 0);
