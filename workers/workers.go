@@ -23,8 +23,8 @@ import (
 	"github.com/governor-hq/governor/internal/outbox"
 	"github.com/governor-hq/governor/internal/retention"
 	"github.com/governor-hq/governor/internal/runs"
-	"github.com/governor-hq/governor/internal/signing"
 	"github.com/governor-hq/governor/internal/schedulewatch"
+	"github.com/governor-hq/governor/internal/signing"
 	"github.com/governor-hq/governor/workflows"
 )
 
